@@ -1,0 +1,369 @@
+#include "pjrt_plugin/python_bridge.h"
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <mutex>
+
+#include "pjrt_plugin/element_type.h"
+
+namespace pyrt {
+namespace bridge {
+
+// Holds the GIL for its scope; reentrant, usable from threads Python has never seen.
+class Gil {
+ public:
+  Gil() : state_(PyGILState_Ensure()) {}
+  ~Gil() { PyGILState_Release(state_); }
+  Gil(const Gil&) = delete;
+  Gil& operator=(const Gil&) = delete;
+
+ private:
+  PyGILState_STATE state_;
+};
+
+namespace {
+
+// An owned reference; call only with the GIL held.
+class Ref {
+ public:
+  explicit Ref(PyObject* p = nullptr) : p_(p) {}
+  ~Ref() { Py_XDECREF(p_); }
+  Ref(Ref&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  Ref(const Ref&) = delete;
+  Ref& operator=(const Ref&) = delete;
+  PyObject* get() const { return p_; }
+  PyObject* release() {
+    PyObject* p = p_;
+    p_ = nullptr;
+    return p;
+  }
+  explicit operator bool() const { return p_ != nullptr; }
+
+ private:
+  PyObject* p_;
+};
+
+// Turns the pending Python exception into a Status. The runtime raises exceptions carrying a
+// `pjrt_code` attribute (jax_pyrt.errors); anything else is INTERNAL.
+Status FetchError(const char* what) {
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_NormalizeException(&type, &value, &traceback);
+  Ref t(type), v(value), tb(traceback);
+  PJRT_Error_Code code = PJRT_Error_Code_INTERNAL;
+  std::string message = std::string("pyrt ") + what + " failed";
+  if (v) {
+    Ref c(PyObject_GetAttrString(v.get(), "pjrt_code"));
+    if (c && PyLong_Check(c.get())) {
+      code = static_cast<PJRT_Error_Code>(PyLong_AsLong(c.get()));
+    }
+    PyErr_Clear();
+    Ref s(PyObject_Str(v.get()));
+    const char* text = s ? PyUnicode_AsUTF8(s.get()) : nullptr;
+    if (text != nullptr) {
+      if (code == PJRT_Error_Code_INTERNAL) {
+        Ref name(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(v.get())), "__name__"));
+        const char* n = name ? PyUnicode_AsUTF8(name.get()) : nullptr;
+        message += std::string(": ") + (n ? n : "Exception") + ": " + text;
+      } else {
+        message = text;
+      }
+    }
+    PyErr_Clear();
+  }
+  if (code == PJRT_Error_Code_OK) code = PJRT_Error_Code_INTERNAL;
+  return Error(code, message);
+}
+
+// jax_pyrt._bridge, imported once.
+PyObject* BridgeModule(Status* status) {
+  static PyObject* module = nullptr;
+  if (module == nullptr) {
+    module = PyImport_ImportModule("jax_pyrt._bridge");
+    if (module == nullptr) {
+      *status = FetchError("import of jax_pyrt._bridge");
+      status->message += " (is the jax-pyrt package installed in this Python environment?)";
+    }
+  }
+  return module;
+}
+
+// ---------------------------------------------------------------- StorageView: a Python object
+// exporting a Storage through the buffer protocol; NumPy views of it keep the Storage alive.
+
+struct StorageView {
+  PyObject_HEAD std::shared_ptr<Storage>* storage;
+};
+
+int StorageViewGetBuffer(PyObject* self, Py_buffer* view, int flags) {
+  auto* s = reinterpret_cast<StorageView*>(self);
+  return PyBuffer_FillInfo(view, self, (*s->storage)->data(),
+                           static_cast<Py_ssize_t>((*s->storage)->size()), /*readonly=*/1, flags);
+}
+
+void StorageViewDealloc(PyObject* self) {
+  auto* s = reinterpret_cast<StorageView*>(self);
+  delete s->storage;
+  PyTypeObject* type = Py_TYPE(self);
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyObject* StorageViewType() {
+  static PyObject* type = nullptr;
+  if (type == nullptr) {
+    static PyType_Slot slots[] = {
+        {Py_bf_getbuffer, reinterpret_cast<void*>(StorageViewGetBuffer)},
+        {Py_tp_dealloc, reinterpret_cast<void*>(StorageViewDealloc)},
+        {Py_tp_doc, const_cast<char*>("Read-only bytes of a pyrt device array.")},
+        {0, nullptr},
+    };
+    static PyType_Spec spec = {"jax_pyrt.StorageView", sizeof(StorageView), 0,
+                               Py_TPFLAGS_DEFAULT, slots};
+    type = PyType_FromSpec(&spec);
+  }
+  return type;
+}
+
+PyObject* NewStorageView(const std::shared_ptr<Storage>& storage) {
+  PyObject* type = StorageViewType();
+  if (type == nullptr) return nullptr;
+  PyObject* obj = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
+  if (obj == nullptr) return nullptr;
+  reinterpret_cast<StorageView*>(obj)->storage = new std::shared_ptr<Storage>(storage);
+  return obj;
+}
+
+// ---------------------------------------------------------------- reading Program metadata
+
+bool GetString(PyObject* obj, const char* attr, std::string* out) {
+  Ref v(PyObject_GetAttrString(obj, attr));
+  if (!v) return false;
+  if (PyBytes_Check(v.get())) {
+    out->assign(PyBytes_AS_STRING(v.get()), PyBytes_GET_SIZE(v.get()));
+    return true;
+  }
+  Py_ssize_t size;
+  const char* s = PyUnicode_AsUTF8AndSize(v.get(), &size);
+  if (s == nullptr) return false;
+  out->assign(s, size);
+  return true;
+}
+
+bool GetInt(PyObject* obj, const char* attr, int64_t* out) {
+  Ref v(PyObject_GetAttrString(obj, attr));
+  if (!v) return false;
+  *out = PyLong_AsLongLong(v.get());
+  return !PyErr_Occurred();
+}
+
+bool GetIntList(PyObject* seq, std::vector<int64_t>* out) {
+  Ref fast(PySequence_Fast(seq, "expected a sequence of ints"));
+  if (!fast) return false;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
+  out->resize(n);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    (*out)[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast.get(), i));
+    if (PyErr_Occurred()) return false;
+  }
+  return true;
+}
+
+bool GetStringList(PyObject* obj, const char* attr, std::vector<std::string>* out) {
+  Ref v(PyObject_GetAttrString(obj, attr));
+  if (!v) return false;
+  Ref fast(PySequence_Fast(v.get(), "expected a sequence of str"));
+  if (!fast) return false;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
+  out->clear();
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const char* s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast.get(), i));
+    if (s == nullptr) return false;
+    out->emplace_back(s);
+  }
+  return true;
+}
+
+// `attr` is a sequence of (pjrt_type, dims) pairs.
+bool GetSpecs(PyObject* obj, const char* attr, std::vector<ArraySpec>* out) {
+  Ref v(PyObject_GetAttrString(obj, attr));
+  if (!v) return false;
+  Ref fast(PySequence_Fast(v.get(), "expected a sequence of (type, dims)"));
+  if (!fast) return false;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
+  out->resize(n);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* pair = PySequence_Fast_GET_ITEM(fast.get(), i);
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+      PyErr_SetString(PyExc_TypeError, "array specs must be (type, dims) tuples");
+      return false;
+    }
+    ArraySpec& spec = (*out)[i];
+    spec.type = static_cast<PJRT_Buffer_Type>(PyLong_AsLong(PyTuple_GET_ITEM(pair, 0)));
+    if (PyErr_Occurred() || !GetIntList(PyTuple_GET_ITEM(pair, 1), &spec.dims)) return false;
+    size_t count = 0;
+    if (!ElementCount(spec.dims, &count)) {
+      PyErr_SetString(PyExc_ValueError, "array spec has an invalid shape");
+      return false;
+    }
+    spec.nbytes = count * ElementSize(spec.type);
+  }
+  return true;
+}
+
+bool GetCosts(PyObject* obj, std::vector<std::pair<std::string, double>>* out) {
+  Ref v(PyObject_GetAttrString(obj, "cost_analysis"));
+  if (!v) return false;
+  if (!PyDict_Check(v.get())) {
+    PyErr_SetString(PyExc_TypeError, "cost_analysis must be a dict");
+    return false;
+  }
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(v.get(), &pos, &key, &value)) {
+    const char* k = PyUnicode_AsUTF8(key);
+    double d = PyFloat_AsDouble(value);
+    if (k == nullptr || PyErr_Occurred()) return false;
+    out->emplace_back(k, d);
+  }
+  return true;
+}
+
+// Copies everything C++ needs out of a jax_pyrt Executable. GIL held.
+Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
+  auto p = std::make_shared<Program>();
+  std::vector<int64_t> device_ids;
+  Ref ids(PyObject_GetAttrString(exe, "device_ids"));
+  bool ok = ids && GetIntList(ids.get(), &device_ids) && GetString(exe, "name", &p->name) &&
+            GetString(exe, "fingerprint", &p->fingerprint) && GetString(exe, "text", &p->text) &&
+            GetString(exe, "compile_options", &p->compile_options) &&
+            GetString(exe, "device_assignment", &p->device_assignment) &&
+            GetInt(exe, "num_replicas", &p->num_replicas) &&
+            GetInt(exe, "num_partitions", &p->num_partitions) &&
+            GetInt(exe, "code_size_in_bytes", &p->code_size_in_bytes) &&
+            GetSpecs(exe, "input_specs", &p->inputs) && GetSpecs(exe, "output_specs", &p->outputs) &&
+            GetStringList(exe, "output_memory_kinds", &p->output_memory_kinds) &&
+            GetStringList(exe, "input_memory_kinds", &p->input_memory_kinds) &&
+            GetCosts(exe, &p->cost_analysis);
+  if (!ok) return FetchError("reading compiled program metadata");
+  p->device_ids.assign(device_ids.begin(), device_ids.end());
+  Py_INCREF(exe);
+  p->handle = exe;
+  *program = std::move(p);
+  return Status::Ok();
+}
+
+Status CallForProgram(const char* function, PyObject* args, std::shared_ptr<Program>* program) {
+  Status status;
+  PyObject* module = BridgeModule(&status);
+  if (module == nullptr) return status;
+  Ref fn(PyObject_GetAttrString(module, function));
+  if (!fn) return FetchError(function);
+  Ref exe(PyObject_CallObject(fn.get(), args));
+  if (!exe) return FetchError(function);
+  return ReadProgram(exe.get(), program);
+}
+
+}  // namespace
+
+bool PythonAlive() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsInitialized() && !Py_IsFinalizing();
+#else
+  return Py_IsInitialized() && !_Py_IsFinalizing();
+#endif
+}
+
+
+Status Compile(const std::string& code, const std::string& format, const std::string& options,
+               std::shared_ptr<Program>* program) {
+  if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
+  Gil gil;
+  Ref args(Py_BuildValue("(y#s#y#)", code.data(), (Py_ssize_t)code.size(), format.data(),
+                         (Py_ssize_t)format.size(), options.data(), (Py_ssize_t)options.size()));
+  if (!args) return FetchError("compile");
+  return CallForProgram("compile", args.get(), program);
+}
+
+Status Deserialize(const std::string& serialized, const std::string& override_options,
+                   std::shared_ptr<Program>* program) {
+  if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
+  Gil gil;
+  Ref args(Py_BuildValue("(y#y#)", serialized.data(), (Py_ssize_t)serialized.size(),
+                         override_options.data(), (Py_ssize_t)override_options.size()));
+  if (!args) return FetchError("deserialize");
+  return CallForProgram("deserialize", args.get(), program);
+}
+
+Status Serialize(const Program& program, std::string* serialized) {
+  if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
+  Gil gil;
+  Ref bytes(PyObject_CallMethod(program.handle, "serialize", nullptr));
+  if (!bytes || !PyBytes_Check(bytes.get())) return FetchError("serialize");
+  serialized->assign(PyBytes_AS_STRING(bytes.get()), PyBytes_GET_SIZE(bytes.get()));
+  return Status::Ok();
+}
+
+Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& inputs,
+           DeviceStats* stats, std::vector<std::shared_ptr<Storage>>* outputs) {
+  if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
+  Gil gil;
+  Ref views(PyList_New(static_cast<Py_ssize_t>(inputs.size())));
+  if (!views) return FetchError("execute");
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    PyObject* view = NewStorageView(inputs[i]);
+    if (view == nullptr) return FetchError("execute");
+    PyList_SET_ITEM(views.get(), i, view);  // steals
+  }
+  Ref results(PyObject_CallMethod(program.handle, "run", "(O)", views.get()));
+  if (!results) return FetchError("execute");
+  // `run` returns flat, C-contiguous uint8 arrays, one per output.
+  Ref fast(PySequence_Fast(results.get(), "run() must return a sequence"));
+  if (!fast) return FetchError("execute");
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
+  if (static_cast<size_t>(n) != program.outputs.size()) {
+    return Internal("pyrt runtime returned " + std::to_string(n) + " outputs, expected " +
+                    std::to_string(program.outputs.size()));
+  }
+  outputs->clear();
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* array = PySequence_Fast_GET_ITEM(fast.get(), i);
+    Py_buffer view;
+    if (PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS) != 0) return FetchError("execute");
+    void* data = view.buf;
+    size_t size = static_cast<size_t>(view.len);
+    PyBuffer_Release(&view);
+    if (size != program.outputs[i].nbytes) {
+      return Internal("pyrt runtime returned " + std::to_string(size) + " bytes for output " +
+                      std::to_string(i) + ", expected " +
+                      std::to_string(program.outputs[i].nbytes));
+    }
+    Py_INCREF(array);
+    outputs->push_back(Storage::Borrow(data, size, stats, [array] {
+      if (!PythonAlive()) return;  // leak rather than touch a dying interpreter
+      Gil gil;
+      Py_DECREF(array);
+    }));
+  }
+  return Status::Ok();
+}
+
+ScopedGilRelease::ScopedGilRelease() {
+  if (Py_IsInitialized() && PyGILState_Check()) saved_ = PyEval_SaveThread();
+}
+
+ScopedGilRelease::~ScopedGilRelease() {
+  if (saved_ != nullptr) PyEval_RestoreThread(static_cast<PyThreadState*>(saved_));
+}
+
+}  // namespace bridge
+
+Program::~Program() {
+  if (handle != nullptr && bridge::PythonAlive()) {
+    bridge::Gil gil;
+    Py_DECREF(handle);
+  }
+}
+
+}  // namespace pyrt

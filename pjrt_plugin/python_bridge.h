@@ -1,0 +1,83 @@
+// The one narrow interface between the C++ ABI layer and the Python runtime (jax_pyrt._bridge):
+// compile, deserialize, serialize and run. Everything else in pjrt_plugin/ is Python-free.
+//
+// Threads and the GIL: every function here takes the GIL itself (PyGILState_Ensure), so it may be
+// called from any thread, with or without the GIL. Callers must not hold a pyrt mutex while
+// calling in, since the GIL may be held by a thread that waits on that mutex.
+#ifndef PYRT_PJRT_PLUGIN_PYTHON_BRIDGE_H_
+#define PYRT_PJRT_PLUGIN_PYTHON_BRIDGE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pjrt_plugin/pjrt_abi.h"
+#include "pjrt_plugin/status.h"
+#include "pjrt_plugin/storage.h"
+
+typedef struct _object PyObject;
+
+namespace pyrt {
+
+struct ArraySpec {
+  PJRT_Buffer_Type type = PJRT_Buffer_Type_INVALID;
+  std::vector<int64_t> dims;
+  size_t nbytes = 0;
+};
+
+// A program compiled by the Python runtime, with its metadata copied out once at compile time
+// so that metadata queries never need the GIL. Immutable after construction.
+struct Program {
+  ~Program();  // releases `handle` (takes the GIL if Python is still alive)
+
+  PyObject* handle = nullptr;  // jax_pyrt.executable.Executable
+  std::string name;
+  std::string fingerprint;
+  std::string text;             // StableHLO text, for OptimizedProgram
+  std::string compile_options;  // serialized xla.CompileOptionsProto
+  std::string device_assignment;  // serialized xla.DeviceAssignmentProto
+  int64_t num_replicas = 1;
+  int64_t num_partitions = 1;
+  std::vector<int> device_ids;  // device per (replica, partition), replica-major
+  std::vector<ArraySpec> inputs;
+  std::vector<ArraySpec> outputs;
+  std::vector<std::string> output_memory_kinds;
+  std::vector<std::string> input_memory_kinds;
+  std::vector<std::pair<std::string, double>> cost_analysis;
+  int64_t code_size_in_bytes = 0;
+};
+
+namespace bridge {
+
+Status Compile(const std::string& code, const std::string& format, const std::string& options,
+               std::shared_ptr<Program>* program);
+Status Deserialize(const std::string& serialized, const std::string& override_options,
+                   std::shared_ptr<Program>* program);
+Status Serialize(const Program& program, std::string* serialized);
+
+// Runs `program` on views of `inputs`. Each output is a NumPy array that becomes the storage of
+// an output buffer without a copy; it is accounted to `stats`.
+Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& inputs,
+           DeviceStats* stats, std::vector<std::shared_ptr<Storage>>* outputs);
+
+// False once the interpreter is finalizing: then Python objects are leaked, not touched.
+bool PythonAlive();
+
+// Drops the GIL for its scope if this thread holds it, so that the thread can wait for work
+// (on a device worker) that needs the GIL.
+class ScopedGilRelease {
+ public:
+  ScopedGilRelease();
+  ~ScopedGilRelease();
+  ScopedGilRelease(const ScopedGilRelease&) = delete;
+  ScopedGilRelease& operator=(const ScopedGilRelease&) = delete;
+
+ private:
+  void* saved_ = nullptr;  // PyThreadState*
+};
+
+}  // namespace bridge
+}  // namespace pyrt
+
+#endif  // PYRT_PJRT_PLUGIN_PYTHON_BRIDGE_H_

@@ -1,0 +1,386 @@
+#include "pjrt_plugin/runtime.h"
+
+#include <cstring>
+
+#include "pjrt_plugin/element_type.h"
+
+namespace pyrt {
+
+// ---------------------------------------------------------------- Worker
+
+Worker::Worker(std::string name, bool synchronous) : synchronous_(synchronous) {
+  if (!synchronous_) thread_ = std::thread([this] { Loop(); });
+}
+
+Worker::~Worker() {
+  if (synchronous_) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (!bridge::PythonAlive()) {
+    // Queued jobs may need the GIL of an interpreter that is going away: leave the thread be.
+    thread_.detach();
+    return;
+  }
+  bridge::ScopedGilRelease no_gil;  // queued jobs may need the GIL to finish
+  thread_.join();
+}
+
+void Worker::Schedule(std::function<void()> job) {
+  if (synchronous_) {
+    job();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void Worker::Loop() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping and drained
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job();
+  }
+}
+
+// ---------------------------------------------------------------- NamedValues
+
+PJRT_NamedValue& NamedValues::Add(std::string name, PJRT_NamedValue_Type type) {
+  strings_.push_back(std::move(name));
+  PJRT_NamedValue v{};
+  v.struct_size = sizeof(PJRT_NamedValue);
+  v.name = strings_.back().data();
+  v.name_size = strings_.back().size();
+  v.type = type;
+  v.value_size = 1;
+  values_.push_back(v);
+  return values_.back();
+}
+
+void NamedValues::AddInt(std::string name, int64_t value) {
+  Add(std::move(name), PJRT_NamedValue_kInt64).int64_value = value;
+}
+
+void NamedValues::AddInts(std::string name, std::vector<int64_t> values) {
+  int_lists_.push_back(std::move(values));
+  PJRT_NamedValue& v = Add(std::move(name), PJRT_NamedValue_kInt64List);
+  v.int64_array_value = int_lists_.back().data();
+  v.value_size = int_lists_.back().size();
+}
+
+void NamedValues::AddString(std::string name, std::string value) {
+  PJRT_NamedValue& v = Add(std::move(name), PJRT_NamedValue_kString);
+  strings_.push_back(std::move(value));
+  v.string_value = strings_.back().data();
+  v.value_size = strings_.back().size();
+}
+
+void NamedValues::AddFloat(std::string name, float value) {
+  Add(std::move(name), PJRT_NamedValue_kFloat).float_value = value;
+}
+
+// ---------------------------------------------------------------- arrays and copies
+
+std::shared_ptr<DeviceArray> DeviceArray::Of(std::shared_ptr<Storage> storage) {
+  auto a = std::make_shared<DeviceArray>();
+  a->storage = std::move(storage);
+  a->ready->Set(Status::Ok());
+  return a;
+}
+
+std::vector<int64_t> DenseStrides(const std::vector<int64_t>& dims, size_t elem) {
+  std::vector<int64_t> strides(dims.size());
+  int64_t stride = static_cast<int64_t>(elem);
+  for (size_t i = dims.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= dims[i];
+  }
+  return strides;
+}
+
+namespace {
+void CopyDim(const char* src, const int64_t* ss, char* dst, const int64_t* ds, const int64_t* dims,
+             size_t rank, size_t elem) {
+  if (rank == 1) {
+    if (ss[0] == static_cast<int64_t>(elem) && ds[0] == static_cast<int64_t>(elem)) {
+      std::memcpy(dst, src, dims[0] * elem);
+      return;
+    }
+    for (int64_t i = 0; i < dims[0]; ++i) std::memcpy(dst + i * ds[0], src + i * ss[0], elem);
+    return;
+  }
+  for (int64_t i = 0; i < dims[0]; ++i) {
+    CopyDim(src + i * ss[0], ss + 1, dst + i * ds[0], ds + 1, dims + 1, rank - 1, elem);
+  }
+}
+}  // namespace
+
+void StridedCopy(const char* src, const int64_t* src_strides, char* dst, const int64_t* dst_strides,
+                 const std::vector<int64_t>& dims, size_t elem) {
+  size_t count = 0;
+  if (!ElementCount(dims, &count) || count == 0) return;
+  if (dims.empty()) {
+    std::memcpy(dst, src, elem);
+    return;
+  }
+  std::vector<int64_t> dense = DenseStrides(dims, elem);
+  bool src_dense = true, dst_dense = true;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == 1) continue;  // the stride of a size-1 dimension never matters
+    src_dense &= src_strides[i] == dense[i];
+    dst_dense &= dst_strides[i] == dense[i];
+  }
+  if (src_dense && dst_dense) {
+    std::memcpy(dst, src, count * elem);
+    return;
+  }
+  CopyDim(src, src_strides, dst, dst_strides, dims.data(), dims.size(), elem);
+}
+
+// ---------------------------------------------------------------- executables
+
+ExecutableInfo::ExecutableInfo(std::shared_ptr<Program> p) : program(std::move(p)) {
+  for (const ArraySpec& out : program->outputs) {
+    output_types.push_back(out.type);
+    output_ranks.push_back(out.dims.size());
+    output_dims.insert(output_dims.end(), out.dims.begin(), out.dims.end());
+  }
+  for (const std::string& k : program->output_memory_kinds) {
+    output_kind_ptrs.push_back(k.data());
+    output_kind_sizes.push_back(k.size());
+  }
+  for (const std::string& k : program->input_memory_kinds) {
+    input_kind_ptrs.push_back(k.data());
+    input_kind_sizes.push_back(k.size());
+  }
+  for (const auto& [name, value] : program->cost_analysis) costs.AddFloat(name, static_cast<float>(value));
+}
+
+Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
+                   PJRT_LoadedExecutable** executable) {
+  auto exe = std::make_unique<PJRT_LoadedExecutable>();
+  exe->client = client;
+  size_t n = program->device_ids.size();
+  if (n == 0 || n != static_cast<size_t>(program->num_replicas * program->num_partitions)) {
+    return InvalidArgument("pyrt: the device assignment has " + std::to_string(n) +
+                           " entries for " + std::to_string(program->num_replicas) +
+                           " replicas x " + std::to_string(program->num_partitions) +
+                           " partitions");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    PJRT_Device* device = client->LookupDevice(program->device_ids[i]);
+    if (device == nullptr) {
+      return InvalidArgument("pyrt: the device assignment names device " +
+                             std::to_string(program->device_ids[i]) + ", but this client has " +
+                             std::to_string(client->devices.size()) +
+                             " devices (set PYRT_DEVICE_COUNT to have more)");
+    }
+    exe->devices.push_back(device);
+    int replica = static_cast<int>(i / program->num_partitions);
+    int partition = static_cast<int>(i % program->num_partitions);
+    exe->logical_ids.push_back(PJRT_LogicalDeviceIds{replica, partition});
+  }
+  exe->info = std::make_shared<ExecutableInfo>(std::move(program));
+  *executable = exe.release();
+  return Status::Ok();
+}
+
+namespace {
+std::string ShapeString(PJRT_Buffer_Type type, const std::vector<int64_t>& dims) {
+  std::string s = "type " + std::to_string(type) + " [";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+}  // namespace
+
+Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* const* args,
+               size_t num_args, const PJRT_ExecuteOptions* options, PJRT_Buffer** outputs,
+               std::shared_ptr<Completion>* done) {
+  std::shared_ptr<const ExecutableInfo> info = exe->info;
+  const Program& program = *info->program;
+  if (exe->deleted) {
+    return FailedPrecondition("pyrt: executable '" + program.name + "' was deleted");
+  }
+  if (num_args != program.inputs.size()) {
+    return InvalidArgument("pyrt: '" + program.name + "' takes " +
+                           std::to_string(program.inputs.size()) + " arguments, got " +
+                           std::to_string(num_args));
+  }
+  std::vector<std::shared_ptr<DeviceArray>> inputs;
+  inputs.reserve(num_args);
+  for (size_t i = 0; i < num_args; ++i) {
+    PJRT_Buffer* b = args[i];
+    const ArraySpec& spec = program.inputs[i];
+    std::string which = "argument " + std::to_string(i) + " of '" + program.name + "'";
+    if (b == nullptr) return InvalidArgument("pyrt: " + which + " is NULL");
+    if (b->type != spec.type || b->dims != spec.dims) {
+      return InvalidArgument("pyrt: " + which + " is " + ShapeString(b->type, b->dims) +
+                             " but the program expects " + ShapeString(spec.type, spec.dims));
+    }
+    if (b->device != device) {
+      return InvalidArgument("pyrt: " + which + " is on " + b->device->description.to_string +
+                             " but the program runs on " + device->description.to_string +
+                             "; move it there with jax.device_put");
+    }
+    std::shared_ptr<DeviceArray> array = b->array();
+    if (array == nullptr) {
+      return InvalidArgument("pyrt: " + which +
+                             " has been deleted or donated; pass a live array");
+    }
+    inputs.push_back(std::move(array));
+  }
+
+  std::vector<std::shared_ptr<DeviceArray>> results;
+  for (size_t i = 0; i < program.outputs.size(); ++i) {
+    auto array = std::make_shared<DeviceArray>();
+    const ArraySpec& spec = program.outputs[i];
+    outputs[i] = NewBuffer(device->default_memory, device, spec.type, spec.dims, array);
+    results.push_back(std::move(array));
+  }
+  auto completion = std::make_shared<Completion>();
+  *done = completion;
+  DeviceStats* stats = &device->stats;
+  device->worker->Schedule([info, inputs, results, completion, stats] {
+    Status status;
+    std::vector<std::shared_ptr<Storage>> in_storages, out_storages;
+    for (const auto& in : inputs) {
+      status = in->ready->Await();  // only ever earlier work: no cycles
+      if (!status.ok()) break;
+      in_storages.push_back(in->storage);
+    }
+    if (status.ok()) status = bridge::Run(*info->program, in_storages, stats, &out_storages);
+    in_storages.clear();
+    if (status.ok()) {
+      for (size_t i = 0; i < results.size(); ++i) results[i]->storage = std::move(out_storages[i]);
+    }
+    for (const auto& r : results) r->ready->Set(status);
+    completion->Set(status);
+  });
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- buffers
+
+PJRT_Buffer* NewBuffer(PJRT_Memory* memory, PJRT_Device* device, PJRT_Buffer_Type type,
+                       std::vector<int64_t> dims, std::shared_ptr<DeviceArray> array) {
+  auto* b = new PJRT_Buffer;
+  b->client = device->client;
+  b->device = device;
+  b->memory = memory;
+  b->type = type;
+  size_t count = 0;
+  ElementCount(dims, &count);
+  b->nbytes = count * ElementSize(type);
+  b->dims = std::move(dims);
+  b->array_ = std::move(array);
+  return b;
+}
+
+Status CopyToMemory(PJRT_Buffer* src, PJRT_Memory* memory, PJRT_Buffer** dst) {
+  std::shared_ptr<DeviceArray> from = src->array();
+  if (from == nullptr) return InvalidArgument("pyrt: cannot copy a deleted buffer");
+  PJRT_Device* device = memory->devices.front();
+  auto to = std::make_shared<DeviceArray>();
+  size_t nbytes = src->nbytes;
+  DeviceStats* stats = &device->stats;
+  from->ready->OnReady([from, to, nbytes, stats](const Status& s) {
+    if (s.ok()) {
+      auto storage = Storage::Allocate(nbytes, stats);
+      std::memcpy(storage->data(), from->storage->data(), nbytes);
+      to->storage = std::move(storage);
+    }
+    to->ready->Set(s);
+  });
+  *dst = NewBuffer(memory, device, src->type, src->dims, std::move(to));
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- client
+
+namespace {
+Status ParseOptions(const PJRT_NamedValue* values, size_t n, ClientOptions* options) {
+  for (size_t i = 0; i < n; ++i) {
+    const PJRT_NamedValue& v = values[i];
+    std::string name(v.name, v.name_size);
+    if (name == "device_count" && v.type == PJRT_NamedValue_kInt64) {
+      if (v.int64_value < 1 || v.int64_value > 1024) {
+        return InvalidArgument("pyrt: device_count must be between 1 and 1024, got " +
+                               std::to_string(v.int64_value));
+      }
+      options->device_count = static_cast<int>(v.int64_value);
+    } else if (name == "synchronous" && v.type == PJRT_NamedValue_kInt64) {
+      options->synchronous = v.int64_value != 0;
+    } else if (name == "synchronous" && v.type == PJRT_NamedValue_kBool) {
+      options->synchronous = v.bool_value;
+    } else if (name == "platform_version" && v.type == PJRT_NamedValue_kString) {
+      options->platform_version.assign(v.string_value, v.value_size);
+    } else {
+      return InvalidArgument("pyrt: unknown client option '" + name +
+                             "' (or wrong type); known: device_count (int), synchronous "
+                             "(bool), platform_version (str)");
+    }
+  }
+  return Status::Ok();
+}
+}  // namespace
+}  // namespace pyrt
+
+PJRT_Client::PJRT_Client(const pyrt::ClientOptions& opts) : options(opts) {
+  for (int id = 0; id < options.device_count; ++id) {
+    auto device = std::make_unique<PJRT_Device>();
+    auto memory = std::make_unique<PJRT_Memory>();
+    device->client = this;
+    device->local_hardware_id = id;
+    PJRT_DeviceDescription& d = device->description;
+    d.id = id;
+    d.to_string = "PyrtDevice(id=" + std::to_string(id) + ")";
+    d.debug_string = "PyrtDevice(id=" + std::to_string(id) +
+                     ", process_index=0, kind=pyrt, runtime=Python/NumPy)";
+    d.attributes.AddInt("local_hardware_id", id);
+    d.attributes.AddInt("synchronous", options.synchronous ? 1 : 0);
+    memory->client = this;
+    memory->id = id;
+    memory->to_string = "PyrtMemory(id=" + std::to_string(id) + ", kind=device)";
+    memory->debug_string = memory->to_string + " of " + d.to_string;
+    memory->devices.push_back(device.get());
+    device->default_memory = memory.get();
+    device->memories.push_back(memory.get());
+    device->worker = std::make_unique<pyrt::Worker>(d.to_string, options.synchronous);
+    devices.push_back(device.get());
+    memories.push_back(memory.get());
+    owned_devices.push_back(std::move(device));
+    owned_memories.push_back(std::move(memory));
+  }
+}
+
+PJRT_Client::~PJRT_Client() {
+  for (auto& d : owned_devices) d->worker.reset();  // drain before anything else goes
+}
+
+PJRT_Device* PJRT_Client::LookupDevice(int id) const {
+  for (PJRT_Device* d : devices) {
+    if (d->description.id == id) return d;
+  }
+  return nullptr;
+}
+
+namespace pyrt {
+Status CreateClient(const PJRT_NamedValue* values, size_t n, PJRT_Client** client) {
+  ClientOptions options;
+  Status s = ParseOptions(values, n, &options);
+  if (!s.ok()) return s;
+  *client = new PJRT_Client(options);
+  return Status::Ok();
+}
+}  // namespace pyrt

@@ -1,0 +1,210 @@
+// The objects behind PJRT's opaque handles: client, device, memory, buffer, executable, and the
+// per-device worker that runs programs in order.
+//
+// Ownership: the client owns its devices and memories (they live as long as the client). A buffer
+// holds its DeviceArray through a shared_ptr; jobs in flight hold it too, so deleting a buffer
+// never frees memory a running program reads or writes. Executables share the compiled Program.
+#ifndef PYRT_PJRT_PLUGIN_RUNTIME_H_
+#define PYRT_PJRT_PLUGIN_RUNTIME_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pjrt_plugin/event.h"
+#include "pjrt_plugin/pjrt_abi.h"
+#include "pjrt_plugin/python_bridge.h"
+#include "pjrt_plugin/status.h"
+#include "pjrt_plugin/storage.h"
+
+namespace pyrt {
+
+// Runs jobs one at a time, in submission order, on a thread of its own; in synchronous mode
+// (a debugging aid) jobs run inline on the submitting thread.
+class Worker {
+ public:
+  Worker(std::string name, bool synchronous);
+  ~Worker();  // finishes queued jobs, then joins; drops the GIL while waiting
+  void Schedule(std::function<void()> job);
+
+ private:
+  void Loop();
+
+  bool synchronous_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// Strings, attributes and the NamedValues pointing into them, kept together so the pointers
+// handed to callers stay valid for the owner's lifetime.
+class NamedValues {
+ public:
+  void AddInt(std::string name, int64_t value);
+  void AddInts(std::string name, std::vector<int64_t> values);
+  void AddString(std::string name, std::string value);
+  void AddFloat(std::string name, float value);
+  const PJRT_NamedValue* data() const { return values_.data(); }
+  size_t size() const { return values_.size(); }
+
+ private:
+  PJRT_NamedValue& Add(std::string name, PJRT_NamedValue_Type type);
+  std::deque<std::string> strings_;             // deque: stable addresses
+  std::deque<std::vector<int64_t>> int_lists_;  // deque: stable addresses
+  std::vector<PJRT_NamedValue> values_;
+};
+
+// Client-creation settings, from PJRT_Client_Create's NamedValue options.
+struct ClientOptions {
+  int device_count = 1;
+  bool synchronous = false;
+  std::string platform_version = "pyrt";
+};
+
+// The value of a buffer on its device: the Storage once it is computed, or the error that
+// prevented it. `storage` is written before `ready` is set and never changed after.
+struct DeviceArray {
+  std::shared_ptr<Completion> ready = std::make_shared<Completion>();
+  std::shared_ptr<Storage> storage;
+
+  static std::shared_ptr<DeviceArray> Of(std::shared_ptr<Storage> storage);
+};
+
+// Executable metadata in the shapes the C API returns, derived once from the Program.
+struct ExecutableInfo {
+  explicit ExecutableInfo(std::shared_ptr<Program> program);
+
+  std::shared_ptr<Program> program;
+  std::vector<PJRT_Buffer_Type> output_types;
+  std::vector<int64_t> output_dims;  // concatenated
+  std::vector<size_t> output_ranks;
+  std::vector<const char*> output_kind_ptrs, input_kind_ptrs;
+  std::vector<size_t> output_kind_sizes, input_kind_sizes;
+  NamedValues costs;
+};
+
+// Copies an array of `dims` with element size `elem` between two strided layouts.
+void StridedCopy(const char* src, const int64_t* src_strides, char* dst, const int64_t* dst_strides,
+                 const std::vector<int64_t>& dims, size_t elem);
+// Row-major byte strides of `dims`.
+std::vector<int64_t> DenseStrides(const std::vector<int64_t>& dims, size_t elem);
+
+}  // namespace pyrt
+
+struct PJRT_DeviceDescription {
+  int id = 0;
+  int process_index = 0;
+  std::string kind = "pyrt";
+  std::string debug_string;
+  std::string to_string;
+  pyrt::NamedValues attributes;
+};
+
+struct PJRT_Memory {
+  // jaxlib >= 0.105 reads the first word of a PJRT_Memory as an optional pointer to a table of
+  // per-object callbacks (it calls through it when non-NULL; see docs/architecture.md). pyrt has
+  // none, so this word must be NULL and must stay first.
+  const void* callbacks = nullptr;
+  PJRT_Client* client = nullptr;
+  int id = 0;
+  std::string kind = "device";
+  std::string debug_string;
+  std::string to_string;
+  std::vector<PJRT_Device*> devices;  // the devices that address it
+};
+
+static_assert(offsetof(PJRT_Memory, callbacks) == 0, "jaxlib reads the first word of PJRT_Memory");
+
+struct PJRT_Device {
+  PJRT_Client* client = nullptr;
+  PJRT_DeviceDescription description;
+  int local_hardware_id = 0;
+  PJRT_Memory* default_memory = nullptr;
+  std::vector<PJRT_Memory*> memories;
+  pyrt::DeviceStats stats;
+  std::unique_ptr<pyrt::Worker> worker;
+};
+
+struct PJRT_Client {
+  explicit PJRT_Client(const pyrt::ClientOptions& options);
+  ~PJRT_Client();
+  PJRT_Device* LookupDevice(int id) const;
+
+  pyrt::ClientOptions options;
+  std::string platform_name = "pyrt";
+  std::vector<std::unique_ptr<PJRT_Device>> owned_devices;
+  std::vector<std::unique_ptr<PJRT_Memory>> owned_memories;
+  std::vector<PJRT_Device*> devices;
+  std::vector<PJRT_Memory*> memories;
+};
+
+struct PJRT_Buffer {
+  PJRT_Client* client = nullptr;
+  PJRT_Device* device = nullptr;
+  PJRT_Memory* memory = nullptr;
+  PJRT_Buffer_Type type = PJRT_Buffer_Type_INVALID;
+  std::vector<int64_t> dims;
+  size_t nbytes = 0;
+
+  // NULL once deleted.
+  std::shared_ptr<pyrt::DeviceArray> array() {
+    std::lock_guard<std::mutex> lock(mu);
+    return array_;
+  }
+  void set_array(std::shared_ptr<pyrt::DeviceArray> a) {
+    std::lock_guard<std::mutex> lock(mu);
+    array_ = std::move(a);
+  }
+
+  std::mutex mu;
+  std::shared_ptr<pyrt::DeviceArray> array_;
+  // While other frameworks view the storage (external references), `pinned` keeps it alive even
+  // if the buffer is deleted.
+  int external_references = 0;  // guarded by mu
+  std::shared_ptr<pyrt::DeviceArray> pinned;  // guarded by mu
+};
+
+struct PJRT_Executable {
+  std::shared_ptr<const pyrt::ExecutableInfo> info;
+};
+
+struct PJRT_LoadedExecutable {
+  PJRT_Client* client = nullptr;
+  std::shared_ptr<const pyrt::ExecutableInfo> info;
+  std::vector<PJRT_Device*> devices;  // addressable devices, one per (replica, partition)
+  std::vector<PJRT_LogicalDeviceIds> logical_ids;
+  std::atomic<bool> deleted{false};
+};
+
+namespace pyrt {
+
+Status CreateClient(const PJRT_NamedValue* options, size_t num_options, PJRT_Client** client);
+
+PJRT_Buffer* NewBuffer(PJRT_Memory* memory, PJRT_Device* device, PJRT_Buffer_Type type,
+                       std::vector<int64_t> dims, std::shared_ptr<DeviceArray> array);
+
+// Binds a compiled Program to the client's devices.
+Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
+                   PJRT_LoadedExecutable** executable);
+
+// Enqueues one run of `exe` on `device` and returns at once. Outputs are new buffers whose
+// ready events complete when the run does; `done` completes then too.
+Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* const* args,
+               size_t num_args, const PJRT_ExecuteOptions* options, PJRT_Buffer** outputs,
+               std::shared_ptr<Completion>* done);
+
+// Copies `src` into a new buffer in `memory` once `src` is ready.
+Status CopyToMemory(PJRT_Buffer* src, PJRT_Memory* memory, PJRT_Buffer** dst);
+
+}  // namespace pyrt
+
+#endif  // PYRT_PJRT_PLUGIN_RUNTIME_H_

@@ -1,0 +1,316 @@
+"""StableHLO -> a prepared Python program.
+
+Compilation walks the MLIR module once. Every op is handed to its handler (jax_pyrt.ops), which
+reads the op's types and attributes and returns a *kernel*: a plain Python callable over NumPy
+arrays with everything static already bound. The compiler then writes Python source that calls
+the kernels in program order, one local variable per SSA value, one nested `def` per region, and
+`exec`s it. Running the program never touches MLIR.
+
+Kernel calling convention (see ops/__init__.py): `kernel(*operands)`, or
+`kernel(regions, *operands)` for ops with regions; it returns the result for single-result ops
+without regions, and a sequence of results otherwise.
+"""
+
+import re
+
+import numpy as np
+from jaxlib.mlir import ir
+
+from . import attributes, dtypes, ops
+from .errors import InvalidProgramError, UnsupportedError
+
+_LOCATION = re.compile(r'"([^"]+)":(\d+)')
+
+
+def source_location(op):
+    """The innermost `file:line` of an op's location, or '' if it has none."""
+    match = _LOCATION.search(str(op.location))
+    if not match:
+        return ""
+    path, line = match.groups()
+    return f"{path.rsplit('/', 1)[-1]}:{line}"
+
+
+class TensorType:
+    """A ranked tensor type: static shape and NumPy dtype."""
+
+    __slots__ = ("shape", "dtype", "mlir")
+
+    def __init__(self, shape, dtype, mlir=None):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.mlir = mlir
+
+    @property
+    def rank(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self):
+        return f"tensor<{'x'.join(map(str, self.shape))}{'x' if self.shape else ''}{self.dtype}>"
+
+
+class TokenType:
+    """`!stablehlo.token`: carries ordering only; its runtime value is None."""
+
+    def __repr__(self):
+        return "!stablehlo.token"
+
+
+class TupleType:
+    def __init__(self, elements):
+        self.elements = tuple(elements)
+
+    def __repr__(self):
+        return f"tuple<{', '.join(map(repr, self.elements))}>"
+
+
+def to_type(mlir_type):
+    """Our view of an MLIR type."""
+    if isinstance(mlir_type, ir.RankedTensorType):
+        t = ir.RankedTensorType(mlir_type)
+        if not t.has_static_shape:
+            raise UnsupportedError(f"pyrt needs static shapes; got {mlir_type}")
+        name = str(t.element_type)
+        if name not in dtypes.DTYPE_BY_MLIR:
+            raise UnsupportedError(f"pyrt does not support element type {name} ({mlir_type})")
+        return TensorType(t.shape, dtypes.DTYPE_BY_MLIR[name], mlir_type)
+    if isinstance(mlir_type, ir.TupleType):
+        t = ir.TupleType(mlir_type)
+        return TupleType(to_type(t.get_type(i)) for i in range(t.num_types))
+    text = str(mlir_type)
+    if text.endswith("token"):
+        return TokenType()
+    raise UnsupportedError(f"pyrt does not support the type {text}")
+
+
+class Op:
+    """What a handler sees of one op at compile time."""
+
+    def __init__(self, operation, compiler):
+        self.operation = operation
+        self.name = operation.name
+        self.compiler = compiler
+        self.operand_types = [to_type(v.type) for v in operation.operands]
+        self.result_types = [to_type(r.type) for r in operation.results]
+        self.regions = list(operation.regions)
+        self.location = source_location(operation)
+
+    # -- attributes
+    def has(self, name):
+        return name in self.operation.attributes
+
+    def attr(self, name, default=None):
+        attrs = self.operation.attributes
+        return attrs[name] if name in attrs else default
+
+    def ints(self, name, default=None):
+        a = self.attr(name)
+        return default if a is None else attributes.i64_array(a)
+
+    def int(self, name, default=None):
+        a = self.attr(name)
+        return default if a is None else ir.IntegerAttr(a).value
+
+    def enum(self, name, default=None):
+        a = self.attr(name)
+        return default if a is None else attributes.enum_name(a)
+
+    def value(self, name, default=None):
+        a = self.attr(name)
+        return default if a is None else attributes.python_value(a)
+
+    def dense(self, name, dtype, shape):
+        return attributes.dense_elements(self.attr(name), np.dtype(dtype), shape)
+
+    # -- shorthands
+    @property
+    def result(self):
+        return self.result_types[0]
+
+    def unsupported(self, what):
+        where = f" (at {self.location})" if self.location else ""
+        return UnsupportedError(f"pyrt does not support {self.name} with {what}{where}")
+
+
+class Compiler:
+    """Turns a module into Python source plus the namespace of kernels it calls."""
+
+    def __init__(self, module):
+        self.module = module
+        self.functions = {}
+        for op in module.body.operations:
+            if op.operation.name == "func.func":
+                self.functions[ir.StringAttr(op.operation.attributes["sym_name"]).value] = op
+        self.namespace = {"np": np}
+        self.lines = []
+        self.emitted = {}  # function symbol -> python name
+        self._counter = 0
+
+    def fresh(self, prefix):
+        self._counter += 1
+        return f"{prefix}{self._counter}"
+
+    def bind(self, obj, prefix="k"):
+        name = self.fresh(prefix)
+        self.namespace[name] = obj
+        return name
+
+    def function(self, symbol):
+        """The Python name of a compiled func.func, compiling it (and its callees) on first use."""
+        if symbol in self.emitted:
+            return self.emitted[symbol]
+        if symbol not in self.functions:
+            raise InvalidProgramError(f"pyrt: the program calls @{symbol}, which it does not define")
+        name = "f_" + re.sub(r"\W", "_", symbol) + f"_{len(self.emitted)}"
+        self.emitted[symbol] = name
+        func = self.functions[symbol]
+        block = func.regions[0].blocks[0]
+        lines = self.block(block, name, indent="")
+        self.lines.extend(lines)
+        self.lines.append("")
+        return name
+
+    def block(self, block, name, indent):
+        """Source of `def name(<block args>): ...` returning the terminator's operands as a tuple."""
+        values = {}
+        params = []
+        for arg in block.arguments:
+            params.append(self.fresh("a"))
+            values[arg] = params[-1]
+        lines = [f"{indent}def {name}({', '.join(params)}):"]
+        body = indent + "    "
+        for operation in block.operations:
+            operation = operation.operation
+            if operation.name in ops.TERMINATORS:
+                results = [self._lookup(values, v) for v in operation.operands]
+                lines.append(f"{body}return ({''.join(r + ', ' for r in results)})")
+                break
+            lines.extend(self.operation(operation, values, body))
+        return lines
+
+    def _lookup(self, values, value):
+        if value in values:
+            return values[value]
+        # Defined in an enclosing block: Python closures see the enclosing name.
+        for scope in self._scopes:
+            if value in scope:
+                return scope[value]
+        raise InvalidProgramError("pyrt: a value is used outside the scope that defines it")
+
+    _scopes = ()
+
+    def operation(self, operation, values, indent):
+        lines = []
+        operands = [self._lookup(values, v) for v in operation.operands]
+        results = [self.fresh("v") for _ in operation.results]
+        for r, n in zip(operation.results, results):
+            values[r] = n
+        target = ", ".join(results)
+
+        if operation.name == "func.call":
+            callee = self.function(ir.FlatSymbolRefAttr(operation.attributes["callee"]).value)
+            call = f"{callee}({', '.join(operands)})"
+            lines.append(f"{indent}{target}{',' if results else ''} = {call}" if results
+                         else f"{indent}{call}")
+            return lines
+
+        handler = ops.lookup(operation.name)
+        if handler is None:
+            where = f" (at {source_location(operation)})" if source_location(operation) else ""
+            raise UnsupportedError(f"pyrt does not support {operation.name} yet{where}")
+        op = Op(operation, self)
+        kernel = handler(op)
+        if isinstance(kernel, ops.Constant):
+            lines.append(f"{indent}{target} = {self.bind(kernel.value, 'c')}")
+            return lines
+        k = self.bind(kernel)
+        args = list(operands)
+        if operation.regions:
+            saved = self._scopes
+            self._scopes = (values,) + saved
+            region_names = []
+            for region in operation.regions:
+                region_name = self.fresh("r")
+                lines.extend(self.block(region.blocks[0], region_name, indent))
+                region_names.append(region_name)
+            self._scopes = saved
+            args.insert(0, f"({''.join(r + ', ' for r in region_names)})")
+        call = f"{k}({', '.join(args)})"
+        if not results:
+            lines.append(f"{indent}{call}")
+        elif len(results) == 1 and not operation.regions:
+            lines.append(f"{indent}{target} = {call}")
+        else:
+            lines.append(f"{indent}{target}, = {call}")
+        return lines
+
+
+def entry_function(module):
+    """The public entry point: @main, or the module's only public function."""
+    public = []
+    for op in module.body.operations:
+        if op.operation.name != "func.func":
+            continue
+        name = ir.StringAttr(op.operation.attributes["sym_name"]).value
+        visibility = op.operation.attributes["sym_visibility"] if "sym_visibility" in op.operation.attributes else None
+        if name == "main":
+            return op
+        if visibility is None or ir.StringAttr(visibility).value == "public":
+            public.append(op)
+    if len(public) == 1:
+        return public[0]
+    raise InvalidProgramError("pyrt: the program has no @main function")
+
+
+class Prepared:
+    """A compiled program: `entry(views)` runs it on StorageViews and returns output bytes."""
+
+    def __init__(self, source, entry, input_types, output_types):
+        self.source = source
+        self.entry = entry
+        self.input_types = input_types
+        self.output_types = output_types
+
+
+def _as_bytes(value, dtype):
+    """A result as flat C-contiguous uint8, the form the C++ layer adopts without a copy."""
+    array = np.asarray(value)
+    if array.dtype != dtype:
+        array = array.astype(dtype)
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
+def compile_module(module):
+    compiler = Compiler(module)
+    main = entry_function(module)
+    symbol = ir.StringAttr(main.operation.attributes["sym_name"]).value
+    fn_type = ir.FunctionType(ir.TypeAttr(main.operation.attributes["function_type"]).value)
+    input_types = [to_type(t) for t in fn_type.inputs]
+    output_types = [to_type(t) for t in fn_type.results]
+    for t in input_types + output_types:
+        if not isinstance(t, TensorType):
+            raise UnsupportedError(f"pyrt: entry point parameters and results must be arrays, got {t}")
+    main_name = compiler.function(symbol)
+
+    # The entry adapter: StorageViews in, flat uint8 arrays out.
+    ns = compiler.namespace
+    ns["_frombuffer"] = np.frombuffer
+    ns["_as_bytes"] = _as_bytes
+    lines = ["def entry(views):"]
+    args = []
+    for i, t in enumerate(input_types):
+        dt = compiler.bind(t.dtype, "dt")
+        lines.append(f"    i{i} = _frombuffer(views[{i}], {dt}).reshape({t.shape!r})")
+        args.append(f"i{i}")
+    lines.append(f"    results = {main_name}({', '.join(args)})")
+    outs = [f"_as_bytes(results[{i}], {compiler.bind(t.dtype, 'dt')})"
+            for i, t in enumerate(output_types)]
+    lines.append(f"    return [{', '.join(outs)}]")
+    source = "\n".join(compiler.lines + lines) + "\n"
+    code = compile(source, f"<pyrt program {symbol}>", "exec")
+    exec(code, ns)
+    return Prepared(source, ns["entry"], input_types, output_types)

@@ -1,0 +1,61 @@
+"""Control flow (spec: while, if, case, call, return) and optimization_barrier."""
+
+import numpy as np
+
+from . import op
+
+
+def _structural(op_):
+    raise AssertionError(f"{op_.name} is handled by the compiler itself")
+
+
+@op("func.return", "stablehlo.return")
+def return_(op_):
+    """Region and function terminator; becomes a Python `return`."""
+    return _structural(op_)
+
+
+@op("func.call")
+def call(op_):
+    """Calls a private func.func of the module; compiled once, called as a Python function."""
+    return _structural(op_)
+
+
+@op("stablehlo.while")
+def while_(op_):
+    """Spec: while. Runs `body` while `cond` yields true."""
+
+    def kernel(regions, *values):
+        cond, body = regions
+        while cond(*values)[0]:
+            values = body(*values)
+        return values
+
+    return kernel
+
+
+@op("stablehlo.if")
+def if_(op_):
+    """Spec: if. Runs one of two branches."""
+
+    def kernel(regions, pred):
+        return regions[0]() if pred else regions[1]()
+
+    return kernel
+
+
+@op("stablehlo.case")
+def case(op_):
+    """Spec: case. An out-of-range index runs the last branch."""
+
+    def kernel(regions, index):
+        i = int(index)
+        return regions[i]() if 0 <= i < len(regions) else regions[-1]()
+
+    return kernel
+
+
+@op("stablehlo.optimization_barrier")
+def optimization_barrier(op_):
+    """Spec: optimization_barrier. The identity (pyrt does not reorder ops)."""
+    return lambda *operands: operands

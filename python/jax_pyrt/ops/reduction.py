@@ -1,0 +1,1 @@
+"""Reductions (spec: reduce)."""
