@@ -1,0 +1,61 @@
+"""Shared test helpers: run the same jitted program on pyrt and on JAX's CPU backend (the
+oracle) and compare."""
+
+import jax
+import numpy as np
+import pytest
+
+from jax_pyrt import dtypes
+
+jax.config.update("jax_enable_x64", True)  # test every dtype, not just the 32-bit ones
+
+
+@pytest.fixture(scope="session")
+def pyrt_device():
+    return jax.devices("pyrt")[0]
+
+
+@pytest.fixture(scope="session")
+def cpu_device():
+    return jax.devices("cpu")[0]
+
+
+def run_on(device, fn, *args, **jit_kwargs):
+    """jax.jit(fn) run on `device` with `args` placed there; returns NumPy results."""
+    placed = [jax.device_put(a, device) for a in args]
+    out = jax.jit(fn, **jit_kwargs)(*placed)
+    for leaf in jax.tree_util.tree_leaves(out):
+        assert leaf.devices() == {device}, f"result computed on {leaf.devices()}, not {device}"
+    return jax.tree_util.tree_map(np.asarray, out)
+
+
+def assert_same(actual, expected, rtol=None, atol=None, exact=None):
+    """Compare result trees: bit-exact for integers and bools, NaN-aware tolerance for floats."""
+    actual_leaves = jax.tree_util.tree_leaves(actual)
+    expected_leaves = jax.tree_util.tree_leaves(expected)
+    assert len(actual_leaves) == len(expected_leaves)
+    for a, e in zip(actual_leaves, expected_leaves):
+        a, e = np.asarray(a), np.asarray(e)
+        assert a.dtype == e.dtype, f"dtype {a.dtype} != {e.dtype}"
+        assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
+        inexact = dtypes.is_float(e.dtype) or dtypes.is_complex(e.dtype)
+        if exact or (exact is None and not inexact):
+            np.testing.assert_array_equal(a, e)
+        else:
+            wide = np.complex128 if dtypes.is_complex(e.dtype) else np.float64
+            np.testing.assert_allclose(a.astype(wide), e.astype(wide),
+                                       rtol=1e-6 if rtol is None else rtol,
+                                       atol=1e-6 if atol is None else atol, equal_nan=True)
+
+
+@pytest.fixture
+def check(pyrt_device, cpu_device):
+    """check(fn, *args, rtol=, atol=, exact=): fn on pyrt equals fn on CPU."""
+
+    def run(fn, *args, rtol=None, atol=None, exact=None, **jit_kwargs):
+        expected = run_on(cpu_device, fn, *args, **jit_kwargs)
+        actual = run_on(pyrt_device, fn, *args, **jit_kwargs)
+        assert_same(actual, expected, rtol=rtol, atol=atol, exact=exact)
+        return actual
+
+    return run
