@@ -234,6 +234,7 @@ bool GetCosts(PyObject* obj, std::vector<std::pair<std::string, double>>* out) {
 Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
   auto p = std::make_shared<Program>();
   std::vector<int64_t> device_ids;
+  int64_t run_inline = 0;
   Ref ids(PyObject_GetAttrString(exe, "device_ids"));
   bool ok = ids && GetIntList(ids.get(), &device_ids) && GetString(exe, "name", &p->name) &&
             GetString(exe, "fingerprint", &p->fingerprint) && GetString(exe, "text", &p->text) &&
@@ -242,12 +243,14 @@ Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
             GetInt(exe, "num_replicas", &p->num_replicas) &&
             GetInt(exe, "num_partitions", &p->num_partitions) &&
             GetInt(exe, "code_size_in_bytes", &p->code_size_in_bytes) &&
+            GetInt(exe, "run_inline", &run_inline) &&
             GetSpecs(exe, "input_specs", &p->inputs) && GetSpecs(exe, "output_specs", &p->outputs) &&
             GetStringList(exe, "output_memory_kinds", &p->output_memory_kinds) &&
             GetStringList(exe, "input_memory_kinds", &p->input_memory_kinds) &&
             GetCosts(exe, &p->cost_analysis);
   if (!ok) return FetchError("reading compiled program metadata");
   p->device_ids.assign(device_ids.begin(), device_ids.end());
+  p->run_inline = run_inline != 0;
   Py_INCREF(exe);
   p->handle = exe;
   *program = std::move(p);

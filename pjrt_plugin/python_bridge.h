@@ -46,6 +46,7 @@ struct Program {
   std::vector<std::string> input_memory_kinds;
   std::vector<std::pair<std::string, double>> cost_analysis;
   int64_t code_size_in_bytes = 0;
+  bool run_inline = false;  // cheap enough to run on the caller's thread (see runtime.cc)
 };
 
 namespace bridge {

@@ -33,6 +33,7 @@ void Worker::Schedule(std::function<void()> job) {
     job();
     return;
   }
+  ++pending_;
   {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_.push_back(std::move(job));
@@ -51,6 +52,7 @@ void Worker::Loop() {
       jobs_.pop_front();
     }
     job();
+    --pending_;
   }
 }
 
@@ -251,7 +253,7 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
   auto completion = std::make_shared<Completion>();
   *done = completion;
   DeviceStats* stats = &device->stats;
-  device->worker->Schedule([info, inputs, results, completion, stats] {
+  auto run = [info, inputs, results, completion, stats] {
     Status status;
     std::vector<std::shared_ptr<Storage>> in_storages, out_storages;
     for (const auto& in : inputs) {
@@ -266,7 +268,17 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     }
     for (const auto& r : results) r->ready->Set(status);
     completion->Set(status);
-  });
+  };
+  // Programs the compiler marked cheap run right here when nothing is queued before them and
+  // their inputs are ready: a thread hand-off would cost more than the work (XLA:CPU does the
+  // same for cheap computations). Everything else goes to the device's in-order worker.
+  bool inputs_ready = true;
+  for (const auto& in : inputs) inputs_ready = inputs_ready && in->ready->IsReady();
+  if (program.run_inline && inputs_ready && device->worker->Idle()) {
+    run();
+  } else {
+    device->worker->Schedule(std::move(run));
+  }
   return Status::Ok();
 }
 

@@ -33,6 +33,9 @@ class Worker {
   Worker(std::string name, bool synchronous);
   ~Worker();  // finishes queued jobs, then joins; drops the GIL while waiting
   void Schedule(std::function<void()> job);
+  // True when no job is queued or running: work may then run on the caller's thread without
+  // overtaking anything queued earlier.
+  bool Idle() const { return pending_ == 0; }
 
  private:
   void Loop();
@@ -42,6 +45,7 @@ class Worker {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   bool stopping_ = false;
+  std::atomic<int> pending_{0};
   std::thread thread_;
 };
 

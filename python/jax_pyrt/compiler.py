@@ -149,6 +149,8 @@ class Compiler:
         self.lines = []
         self.emitted = {}  # function symbol -> python name
         self._counter = 0
+        self.elements = 0  # elements produced by all ops: a rough cost estimate
+        self.has_loops = False
 
     def fresh(self, prefix):
         self._counter += 1
@@ -218,6 +220,10 @@ class Compiler:
                          else f"{indent}{call}")
             return lines
 
+        for r in operation.results:
+            if isinstance(r.type, ir.RankedTensorType):
+                self.elements += int(np.prod(r.type.shape, dtype=np.int64))
+        self.has_loops |= operation.name == "stablehlo.while"
         handler = ops.lookup(operation.name)
         if handler is None:
             where = f" (at {source_location(operation)})" if source_location(operation) else ""
@@ -266,14 +272,20 @@ def entry_function(module):
     raise InvalidProgramError("pyrt: the program has no @main function")
 
 
+# Programs without loops producing at most this many elements in all run on the caller's thread
+# when the device is idle: a hand-off to the device worker would cost more than the work.
+CHEAP_ELEMENTS = 1 << 16
+
+
 class Prepared:
     """A compiled program: `entry(views)` runs it on StorageViews and returns output bytes."""
 
-    def __init__(self, source, entry, input_types, output_types):
+    def __init__(self, source, entry, input_types, output_types, cheap):
         self.source = source
         self.entry = entry
         self.input_types = input_types
         self.output_types = output_types
+        self.cheap = cheap
 
 
 def _as_bytes(value, dtype):
@@ -313,4 +325,5 @@ def compile_module(module):
     source = "\n".join(compiler.lines + lines) + "\n"
     code = compile(source, f"<pyrt program {symbol}>", "exec")
     exec(code, ns)
-    return Prepared(source, ns["entry"], input_types, output_types)
+    cheap = not compiler.has_loops and compiler.elements <= CHEAP_ELEMENTS
+    return Prepared(source, ns["entry"], input_types, output_types, cheap)

@@ -122,6 +122,7 @@ class Executable:
         self.input_memory_kinds = ["device"] * len(self.input_specs)
         self.output_memory_kinds = ["device"] * len(self.output_specs)
         self.code_size_in_bytes = len(self.source)
+        self.run_inline = prepared.cheap
         self.cost_analysis = {}
         self.fingerprint = hashlib.sha256(
             _MAGIC + __version__.encode() + self.artifact + self.compile_options).hexdigest()
