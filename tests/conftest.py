@@ -59,3 +59,26 @@ def check(pyrt_device, cpu_device):
         return actual
 
     return run
+
+
+def run_mlir(device, text, *args):
+    """Compiles hand-written StableHLO text with `device`'s client and runs it on `args`."""
+    from jax._src.lib import xla_client
+    exe = device.client.compile_and_load(text, xla_client.DeviceList((device,)),
+                                         xla_client.CompileOptions())
+    placed = [jax.device_put(a, device) for a in args]
+    outs = exe.execute_sharded(placed).disassemble_into_single_device_arrays()
+    return [np.asarray(o[0]) for o in outs]
+
+
+@pytest.fixture
+def check_mlir(pyrt_device, cpu_device):
+    """check_mlir(text, *args, rtol=, atol=, exact=): a StableHLO module on pyrt equals CPU."""
+
+    def run(text, *args, **tolerances):
+        expected = run_mlir(cpu_device, text, *args)
+        actual = run_mlir(pyrt_device, text, *args)
+        assert_same(actual, expected, **tolerances)
+        return actual
+
+    return run

@@ -26,10 +26,10 @@ def dense_elements(attr, dtype, shape):
             return np.asarray(dense).astype(dtype, copy=False).reshape(shape)
         except (TypeError, ValueError):
             pass  # fall back to the printed form
-    return _parse_printed(str(attr), dtype, shape)
+    return dense_from_text(str(attr), dtype, shape)
 
 
-def _parse_printed(text, dtype, shape):
+def dense_from_text(text, dtype, shape):
     """Parses `dense<...> : tensor<...>` as MLIR prints it (decimal, hex bit patterns, complex
     pairs, or one hex blob of raw little-endian bytes)."""
     body = text[text.index("<") + 1: text.rindex(">", 0, text.rindex(":"))]

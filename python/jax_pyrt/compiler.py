@@ -124,7 +124,15 @@ class Op:
         return default if a is None else attributes.python_value(a)
 
     def dense(self, name, dtype, shape):
-        return attributes.dense_elements(self.attr(name), np.dtype(dtype), shape)
+        """The value of a DenseElementsAttr as a NumPy array."""
+        dtype = np.dtype(dtype)
+        if dtypes.is_complex(dtype):
+            # The MLIR bindings cannot hand out complex DenseElementsAttrs (reading one raises),
+            # so read the attribute from the op's printed form.
+            text = str(self.operation)
+            text = text[text.index(f"{name} = ") + len(name) + 3:] if f"{name} = " in text else text
+            return attributes.dense_from_text(text[text.index("dense<"):], dtype, shape)
+        return attributes.dense_elements(self.attr(name), dtype, shape)
 
     # -- shorthands
     @property

@@ -1,7 +1,5 @@
 """Control flow (spec: while, if, case, call, return) and optimization_barrier."""
 
-import numpy as np
-
 from . import op
 
 
@@ -23,7 +21,8 @@ def call(op_):
 
 @op("stablehlo.while")
 def while_(op_):
-    """Spec: while. Runs `body` while `cond` yields true."""
+    """Spec: while. A Python loop over the compiled cond and body regions (which may use values
+    of the enclosing scope); zero iterations return the operands."""
 
     def kernel(regions, *values):
         cond, body = regions
@@ -36,7 +35,7 @@ def while_(op_):
 
 @op("stablehlo.if")
 def if_(op_):
-    """Spec: if. Runs one of two branches."""
+    """Spec: if. Runs the true or the false branch region."""
 
     def kernel(regions, pred):
         return regions[0]() if pred else regions[1]()
@@ -46,7 +45,7 @@ def if_(op_):
 
 @op("stablehlo.case")
 def case(op_):
-    """Spec: case. An out-of-range index runs the last branch."""
+    """Spec: case. An out-of-range index (negative or too large) runs the last branch."""
 
     def kernel(regions, index):
         i = int(index)

@@ -58,3 +58,109 @@ def transpose(op_):
     """Spec: transpose. A view; copies happen only where a kernel needs contiguity."""
     perm = op_.ints("permutation")
     return lambda x: np.transpose(x, perm)
+
+
+@op("stablehlo.slice")
+def slice_(op_):
+    """Spec: slice. A strided view (no copy)."""
+    index = tuple(slice(s, l, st) for s, l, st in
+                  zip(op_.ints("start_indices"), op_.ints("limit_indices"), op_.ints("strides")))
+    return lambda x: x[index]
+
+
+def _clamped_starts(operand_shape, sizes):
+    """kernel helper: start indices (scalar arrays) clamped into [0, dim - size], per the spec."""
+    highs = [d - s for d, s in zip(operand_shape, sizes)]
+
+    def starts(indices):
+        return [min(max(int(i), 0), h) for i, h in zip(indices, highs)]
+
+    return starts
+
+
+@op("stablehlo.dynamic_slice")
+def dynamic_slice(op_):
+    """Spec: dynamic_slice. Start indices are clamped so the slice fits; a view (no copy)."""
+    sizes = op_.ints("slice_sizes")
+    starts = _clamped_starts(op_.operand_types[0].shape, sizes)
+
+    def kernel(x, *indices):
+        return x[tuple(slice(s, s + n) for s, n in zip(starts(indices), sizes))]
+
+    return kernel
+
+
+@op("stablehlo.dynamic_update_slice")
+def dynamic_update_slice(op_):
+    """Spec: dynamic_update_slice. Start indices are clamped so the update fits; writes into a new
+    copy of the operand, never into the operand itself."""
+    sizes = op_.operand_types[1].shape
+    starts = _clamped_starts(op_.operand_types[0].shape, sizes)
+    dtype = op_.result.dtype
+
+    def kernel(x, update, *indices):
+        out = np.array(x, dtype=dtype, copy=True)
+        out[tuple(slice(s, s + n) for s, n in zip(starts(indices), sizes))] = update
+        return out
+
+    return kernel
+
+
+@op("stablehlo.concatenate")
+def concatenate(op_):
+    """Spec: concatenate."""
+    dim = op_.int("dimension")
+    dtype = op_.result.dtype
+    return lambda *xs: np.concatenate(xs, axis=dim, dtype=dtype)
+
+
+@op("stablehlo.pad")
+def pad(op_):
+    """Spec: pad. Negative low/high padding crops; interior padding spreads the operand out. The
+    result is filled with the padding value and the kept operand elements are written in with
+    one strided assignment."""
+    out = op_.result
+    operand = op_.operand_types[0]
+    low, high = op_.ints("edge_padding_low"), op_.ints("edge_padding_high")
+    interior = op_.ints("interior_padding")
+    src, dst = [], []
+    empty = False
+    for n, size, lo, step in zip(operand.shape, out.shape, low, (i + 1 for i in interior)):
+        # Operand element i lands at lo + i*step; keep those inside [0, size).
+        first = max(0, (-lo + step - 1) // step)
+        last = min(n - 1, (size - 1 - lo) // step) if size > 0 else -1
+        if first > last:
+            empty = True
+            break
+        src.append(slice(first, last + 1))
+        dst.append(slice(lo + first * step, lo + last * step + 1, step))
+    src, dst = tuple(src), tuple(dst)
+    plain = not empty and all(s == slice(0, n) for s, n in zip(src, operand.shape))
+
+    def kernel(x, value):
+        result = np.full(out.shape, value, dtype=out.dtype)
+        if not empty:
+            result[dst] = x if plain else x[src]
+        return result
+
+    return kernel
+
+
+@op("stablehlo.reverse")
+def reverse(op_):
+    """Spec: reverse. A view (no copy)."""
+    dims = op_.ints("dimensions")
+    return lambda x: np.flip(x, axis=dims) if dims else x
+
+
+@op("stablehlo.tuple")
+def tuple_(op_):
+    """Spec: tuple. A Python tuple of the operands."""
+    return lambda *xs: xs
+
+
+@op("stablehlo.get_tuple_element")
+def get_tuple_element(op_):
+    """Spec: get_tuple_element."""
+    index = op_.int("index")
+    return lambda t: t[index]
