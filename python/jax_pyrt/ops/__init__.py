@@ -52,4 +52,4 @@ def registry():
     return dict(sorted(_HANDLERS.items()))
 
 
-from . import control_flow, elementwise, linalg, reduction, shape  # noqa: E402,F401  (registers)
+from . import control_flow, elementwise, linalg, reduction, shape, sharding  # noqa: E402,F401  (registers)

@@ -1,0 +1,9 @@
+"""Sharding annotations (Shardy `sdy` dialect). On one device they do not move data."""
+
+from . import op
+
+
+@op("sdy.sharding_constraint", "sdy.reshard")
+def sharding_constraint(op_):
+    """Shardy: sharding_constraint / reshard. The identity within one device."""
+    return lambda x: x
