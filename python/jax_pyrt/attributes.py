@@ -18,6 +18,8 @@ _TOKEN = re.compile(r"\(|\)|true|false|[-+]?0x[0-9A-Fa-f]+|[-+]?(?:inf|nan)|"
 def dense_elements(attr, dtype, shape):
     """The value of a DenseElementsAttr as a NumPy array of `dtype` and `shape`."""
     shape = tuple(shape)
+    if 0 in shape:
+        return np.empty(shape, dtype)  # e.g. a splat constant of a zero-size tensor
     if dtype in _NUMPY_NATIVE:
         try:
             dense = ir.DenseElementsAttr(attr)
