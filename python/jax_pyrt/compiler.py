@@ -191,16 +191,68 @@ class Compiler:
         for arg in block.arguments:
             params.append(self.fresh("a"))
             values[arg] = params[-1]
+        operations = [o.operation for o in block.operations]
+        terminator = next((i for i, o in enumerate(operations) if o.name in ops.TERMINATORS),
+                          len(operations))
+        body_ops = operations[:terminator]
+        kernels = [self.kernel(o) for o in body_ops]
+        in_place = self._in_place_plan(operations, kernels)
         lines = [f"{indent}def {name}({', '.join(params)}):"]
         body = indent + "    "
-        for operation in block.operations:
-            operation = operation.operation
-            if operation.name in ops.TERMINATORS:
-                results = [self._lookup(values, v) for v in operation.operands]
-                lines.append(f"{body}return ({''.join(r + ', ' for r in results)})")
-                break
-            lines.extend(self.operation(operation, values, body))
+        for i, (operation, kernel) in enumerate(zip(body_ops, kernels)):
+            lines.extend(self.operation(operation, kernel, values, body, in_place.get(i)))
+        returned = ([self._lookup(values, v) for v in operations[terminator].operands]
+                    if terminator < len(operations) else [])
+        lines.append(f"{body}return ({''.join(r + ', ' for r in returned)})")
         return lines
+
+    def kernel(self, operation):
+        """The kernel of one op, from its handler (None for func.call, which the compiler emits)."""
+        for r in operation.results:
+            if isinstance(r.type, ir.RankedTensorType):
+                self.elements += int(np.prod(r.type.shape, dtype=np.int64))
+        self.has_loops |= operation.name == "stablehlo.while"
+        if operation.name == "func.call":
+            return None
+        handler = ops.lookup(operation.name)
+        if handler is None:
+            where = f" (at {source_location(operation)})" if source_location(operation) else ""
+            raise UnsupportedError(f"pyrt does not support {operation.name} yet{where}")
+        return handler(Op(operation, self))
+
+    @staticmethod
+    def _in_place_plan(operations, kernels):
+        """{op index: operand index} for ufunc ops that may write their result into an operand.
+
+        An operand qualifies when a ufunc produced it (so it is a fresh array nobody else holds),
+        every use of it is by a ufunc (so no view of it exists), this op is its last use, and it
+        has the result's type. Reusing it saves an allocation and a pass over fresh memory, the
+        way XLA's buffer assignment does.
+        """
+        fresh, escapes, last_use = set(), set(), {}
+        for i, operation in enumerate(operations):
+            kernel = kernels[i] if i < len(kernels) else None
+            is_ufunc = isinstance(kernel, np.ufunc) and kernel.nout == 1
+            for v in operation.operands:
+                last_use[v] = i
+                if not is_ufunc:
+                    escapes.add(v)
+            for inner in _nested_operations(operation):
+                escapes.update(inner.operands)  # captured by a region
+            if is_ufunc:
+                r = operation.results[0]
+                if isinstance(r.type, ir.RankedTensorType) and _elements(r.type) >= IN_PLACE_ELEMENTS:
+                    fresh.add(r)
+        plan = {}
+        for i, kernel in enumerate(kernels):
+            if not (isinstance(kernel, np.ufunc) and kernel.nout == 1):
+                continue
+            result = operations[i].results[0]
+            for j, v in enumerate(operations[i].operands):
+                if v in fresh and v not in escapes and last_use[v] == i and v.type == result.type:
+                    plan[i] = j
+                    break
+        return plan
 
     def _lookup(self, values, value):
         if value in values:
@@ -213,7 +265,7 @@ class Compiler:
 
     _scopes = ()
 
-    def operation(self, operation, values, indent):
+    def operation(self, operation, kernel, values, indent, out=None):
         lines = []
         operands = [self._lookup(values, v) for v in operation.operands]
         results = [self.fresh("v") for _ in operation.results]
@@ -227,17 +279,6 @@ class Compiler:
             lines.append(f"{indent}{target}{',' if results else ''} = {call}" if results
                          else f"{indent}{call}")
             return lines
-
-        for r in operation.results:
-            if isinstance(r.type, ir.RankedTensorType):
-                self.elements += int(np.prod(r.type.shape, dtype=np.int64))
-        self.has_loops |= operation.name == "stablehlo.while"
-        handler = ops.lookup(operation.name)
-        if handler is None:
-            where = f" (at {source_location(operation)})" if source_location(operation) else ""
-            raise UnsupportedError(f"pyrt does not support {operation.name} yet{where}")
-        op = Op(operation, self)
-        kernel = handler(op)
         if isinstance(kernel, ops.Constant):
             lines.append(f"{indent}{target} = {self.bind(kernel.value, 'c')}")
             return lines
@@ -253,6 +294,8 @@ class Compiler:
                 region_names.append(region_name)
             self._scopes = saved
             args.insert(0, f"({''.join(r + ', ' for r in region_names)})")
+        if out is not None:
+            args.append(f"out={operands[out]}")
         call = f"{k}({', '.join(args)})"
         if not results:
             lines.append(f"{indent}{call}")
@@ -261,6 +304,23 @@ class Compiler:
         else:
             lines.append(f"{indent}{target}, = {call}")
         return lines
+
+
+# Ufunc results at least this large are reused in place at their last use (see _in_place_plan).
+IN_PLACE_ELEMENTS = 1 << 12
+
+
+def _elements(tensor_type):
+    return int(np.prod(tensor_type.shape, dtype=np.int64))
+
+
+def _nested_operations(operation):
+    """Every op inside `operation`'s regions, at any depth."""
+    for region in operation.regions:
+        for block in region.blocks:
+            for inner in block.operations:
+                yield inner.operation
+                yield from _nested_operations(inner.operation)
 
 
 def entry_function(module):

@@ -1,0 +1,54 @@
+"""The code generator: buffer reuse must never overwrite a value that is still visible."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jax_pyrt import _bridge
+
+N = 1 << 13  # above compiler.IN_PLACE_ELEMENTS
+
+
+def _source_of_last_compile():
+    return list(_bridge._cache.values())[-1].source
+
+
+def test_chain_reuses_temporaries_in_place(check):
+    x = np.linspace(-2, 2, N, dtype=np.float32)
+    check(lambda x: jnp.tanh(x * 2.0 + 1.0) * x - jnp.exp(-x), x, rtol=1e-6)
+    assert "out=" in _source_of_last_compile()
+
+
+def test_no_reuse_of_a_value_that_a_view_still_shows(check):
+    x = np.linspace(-2, 2, N, dtype=np.float32)
+
+    def f(x):
+        t = x * 3.0
+        view = t.reshape(2, -1)  # a view of t's memory
+        later = jnp.sin(t)       # t's last use: must not be written in place
+        return view, later
+
+    check(f, x, rtol=1e-6)
+
+
+def test_no_reuse_of_a_value_captured_by_a_loop(check):
+    x = np.linspace(-2, 2, N, dtype=np.float32)
+
+    def f(x):
+        t = x * 3.0
+        loop = lax.fori_loop(0, 3, lambda i, acc: acc + t, jnp.zeros_like(t))
+        return loop, t + 1.0
+
+    check(f, x, rtol=1e-6)
+
+
+def test_no_reuse_of_inputs_or_outputs(check):
+    x = np.linspace(-2, 2, N, dtype=np.float32)
+
+    def f(x):
+        t = x + 1.0
+        return t, t * 2.0  # t is returned: its memory must stay intact
+
+    actual = check(f, x, rtol=1e-6)
+    np.testing.assert_allclose(actual[0], x + 1.0, rtol=1e-6)
