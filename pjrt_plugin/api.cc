@@ -1,6 +1,8 @@
 // The PJRT C API entry points. Each one checks its args (NULL, struct_size, NULL handles), then
 // translates to a runtime.h call; none holds policy or op semantics. GetPjrtApi returns the table
 // with all 138 slots filled: unimplemented ones answer UNIMPLEMENTED with their own name.
+#include <cxxabi.h>
+
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -336,7 +338,9 @@ PJRT_Error* Client_BufferFromHostBuffer(PJRT_Client_BufferFromHostBuffer_Args* a
   for (size_t i = 0; i < dims.size(); ++i) is_dense &= dims[i] == 1 || strides[i] == dense[i];
   bool zero_copy = args->host_buffer_semantics == PJRT_HostBufferSemantics_kImmutableZeroCopy ||
                    args->host_buffer_semantics == PJRT_HostBufferSemantics_kMutableZeroCopy;
-  bool aligned = reinterpret_cast<uintptr_t>(args->data) % 16 == 0;
+  // XLA:CPU aliases exactly when the data is dense and 64-byte aligned; so do we, so that pyrt
+  // and the CPU backend agree on when a later write to the host array is visible.
+  bool aligned = reinterpret_cast<uintptr_t>(args->data) % 64 == 0;
 
   std::shared_ptr<Storage> storage;
   std::shared_ptr<Completion> done_with_host;
@@ -1054,12 +1058,13 @@ PJRT_Error* Buffer_IncreaseExternalReferenceCount(
 PJRT_Error* Buffer_DecreaseExternalReferenceCount(
     PJRT_Buffer_DecreaseExternalReferenceCount_Args* args) {
   PYRT_BUFFER_ARGS(args, buffer);
+  std::shared_ptr<DeviceArray> unpinned;  // released after the lock: freeing may take the GIL
   std::lock_guard<std::mutex> lock(buffer->mu);
   if (buffer->external_references == 0) {
     return ToPjrtError(FailedPrecondition(
         "PJRT_Buffer_DecreaseExternalReferenceCount: the count is already zero"));
   }
-  if (--buffer->external_references == 0) buffer->pinned.reset();
+  if (--buffer->external_references == 0) unpinned.swap(buffer->pinned);
   return nullptr;
 }
 
@@ -1079,6 +1084,10 @@ typename EntryPoint<decltype(F)>::Result Safe(typename EntryPoint<decltype(F)>::
   using Result = typename EntryPoint<decltype(F)>::Result;
   try {
     return F(args);
+  } catch (abi::__forced_unwind&) {
+    // Not an error: Python is ending this thread (it tried to take the GIL while the interpreter
+    // was finalizing). Swallowing the unwind would abort the process; let it continue.
+    throw;
   } catch (const std::exception& e) {
     if constexpr (!std::is_void_v<Result>) return ToPjrtError(Internal(std::string("pyrt: ") + e.what()));
   } catch (...) {
@@ -1097,6 +1106,26 @@ PJRT_Error* NotImplemented(void* args) {
   return ToPjrtError(Unimplemented(std::string(kSlotNames[kSlot]) + " is not implemented by pyrt"));
 }
 
+// The Destroy stubs (topology, execute context, transfer manager, ...): pyrt never creates these
+// objects, so the only handle a caller can hold is NULL, and destroying NULL succeeds as every
+// other Destroy does (callers treat a failing Destroy as fatal). Any other handle is not ours.
+template <int kSlot>
+PJRT_Error* DestroyNothing(void* args) {
+  struct DestroyArgs {
+    PJRT_ARGS_HEADER;
+    void* handle;
+  };
+  auto* a = static_cast<DestroyArgs*>(args);
+  if (a == nullptr || a->struct_size < sizeof(DestroyArgs) || a->handle == nullptr) return nullptr;
+  return ToPjrtError(InvalidArgument(std::string(kSlotNames[kSlot]) +
+                                     ": pyrt never creates these objects; this handle is not ours"));
+}
+
+bool IsDestroy(const char* name) {
+  size_t n = std::strlen(name);
+  return n >= 8 && std::strcmp(name + n - 8, "_Destroy") == 0;
+}
+
 PJRT_Api MakeApi() {
   PJRT_Api api{};
   api.struct_size = sizeof(PJRT_Api);
@@ -1105,7 +1134,9 @@ PJRT_Api MakeApi() {
   api.pjrt_api_version.major_version = PYRT_PJRT_API_MAJOR;
   api.pjrt_api_version.minor_version = PYRT_PJRT_API_MINOR;
 #define PYRT_FILL_IMPL(index, name) api.slots[index] = reinterpret_cast<void*>(&Safe<&name>);
-#define PYRT_FILL_STUB(index, name) api.slots[index] = reinterpret_cast<void*>(&NotImplemented<index>);
+#define PYRT_FILL_STUB(index, name)                                                  \
+  api.slots[index] = IsDestroy(#name) ? reinterpret_cast<void*>(&DestroyNothing<index>) \
+                                      : reinterpret_cast<void*>(&NotImplemented<index>);
 #define PYRT_SLOT(index, name, kind) PYRT_FILL_##kind(index, name)
 #include "pjrt_plugin/api_slots.inc"
 #undef PYRT_SLOT

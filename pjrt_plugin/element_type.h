@@ -54,6 +54,20 @@ inline size_t ElementSize(int type) {
   }
 }
 
+// XLA's short name of an element type ("f32", "s4", ...), for error messages.
+inline const char* ElementTypeName(int type) {
+  static const char* const kNames[] = {
+      "invalid", "pred",   "s8",         "s16",           "s32",        "s64",
+      "u8",      "u16",    "u32",        "u64",           "f16",        "f32",
+      "f64",     "bf16",   "c64",        "c128",          "f8e5m2",     "f8e4m3fn",
+      "f8e4m3b11fnuz",     "f8e5m2fnuz", "f8e4m3fnuz",    "s4",         "u4",
+      "token",   "s2",     "u2",         "f8e4m3",        "f8e3m4",     "f8e8m0fnu",
+      "f4e2m1fn",          "s1",         "u1"};
+  static_assert(sizeof(kNames) / sizeof(kNames[0]) == PJRT_Buffer_Type_U1 + 1, "one name per type");
+  if (type < 0 || type > PJRT_Buffer_Type_U1) return "unknown";
+  return kNames[type];
+}
+
 // Element count of a shape; false on overflow or a negative dimension.
 inline bool ElementCount(const std::vector<int64_t>& dims, size_t* count) {
   size_t n = 1;

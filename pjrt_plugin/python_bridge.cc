@@ -14,7 +14,13 @@ namespace bridge {
 class Gil {
  public:
   Gil() : state_(PyGILState_Ensure()) {}
-  ~Gil() { PyGILState_Release(state_); }
+  // Once the interpreter is finalizing, a thread that tries to retake the GIL (e.g. after NumPy
+  // released it) is ended by Python with a forced unwind; this destructor then runs without the
+  // GIL, and releasing would abort the process. (Only then can a Gil outlive PythonAlive():
+  // finalization starts on a thread holding the GIL, so never while another thread holds it.)
+  ~Gil() {
+    if (PythonAlive()) PyGILState_Release(state_);
+  }
   Gil(const Gil&) = delete;
   Gil& operator=(const Gil&) = delete;
 
@@ -28,7 +34,9 @@ namespace {
 class Ref {
  public:
   explicit Ref(PyObject* p = nullptr) : p_(p) {}
-  ~Ref() { Py_XDECREF(p_); }
+  ~Ref() {
+    if (PythonAlive()) Py_XDECREF(p_);  // see ~Gil: during finalization we may lack the GIL
+  }
   Ref(Ref&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
   Ref(const Ref&) = delete;
   Ref& operator=(const Ref&) = delete;
@@ -342,6 +350,18 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
                       std::to_string(i) + ", expected " +
                       std::to_string(program.outputs[i].nbytes));
     }
+    // An output that is exactly the bytes of an input (e.g. a reshape) or of an earlier output
+    // shares that Storage, so the memory is counted once in the device stats and held once.
+    std::shared_ptr<Storage> same;
+    auto match = [&](const std::shared_ptr<Storage>& s) {
+      if (size > 0 && s->data() == data && s->size() == size) same = s;
+    };
+    for (const auto& s : inputs) match(s);
+    for (const auto& s : *outputs) match(s);
+    if (same != nullptr) {
+      outputs->push_back(std::move(same));
+      continue;
+    }
     Py_INCREF(array);
     outputs->push_back(Storage::Borrow(data, size, stats, [array] {
       if (!PythonAlive()) return;  // leak rather than touch a dying interpreter
@@ -350,6 +370,37 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
     }));
   }
   return Status::Ok();
+}
+
+namespace {
+bool (*exit_wait)(double seconds) = nullptr;  // set once, under the GIL
+
+PyObject* WaitAtExit(PyObject*, PyObject*) {
+  for (;;) {
+    bool done;
+    Py_BEGIN_ALLOW_THREADS
+    done = exit_wait(0.1);
+    Py_END_ALLOW_THREADS
+    if (done) Py_RETURN_NONE;
+    if (PyErr_CheckSignals() != 0) return nullptr;  // e.g. Ctrl-C: stop waiting
+  }
+}
+
+PyMethodDef wait_at_exit_def = {"pyrt_wait_for_devices", WaitAtExit, METH_NOARGS,
+                                "Waits until pyrt devices have finished their queued work."};
+}  // namespace
+
+void CallAtExit(bool (*wait)(double seconds)) {
+  if (!PythonAlive()) return;
+  Gil gil;  // also the lock for `registered` (std::call_once could deadlock with the GIL)
+  static bool registered = false;
+  if (registered) return;
+  registered = true;
+  exit_wait = wait;
+  Ref fn(PyCFunction_New(&wait_at_exit_def, nullptr));
+  Ref atexit(PyImport_ImportModule("atexit"));
+  Ref result(fn && atexit ? PyObject_CallMethod(atexit.get(), "register", "O", fn.get()) : nullptr);
+  if (!result) PyErr_Clear();  // best effort: without it, exiting mid-run may abort
 }
 
 ScopedGilRelease::ScopedGilRelease() {

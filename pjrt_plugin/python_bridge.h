@@ -65,6 +65,12 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
 // False once the interpreter is finalizing: then Python objects are leaked, not touched.
 bool PythonAlive();
 
+// Registers `wait` with Python's atexit (once per process; later calls do nothing), so that it
+// runs before the interpreter begins finalizing. It is called without the GIL, with a short
+// timeout, until it returns true; pending signals are handled between calls, so Ctrl-C can
+// interrupt the wait.
+void CallAtExit(bool (*wait)(double seconds));
+
 // Drops the GIL for its scope if this thread holds it, so that the thread can wait for work
 // (on a device worker) that needs the GIL.
 class ScopedGilRelease {

@@ -8,6 +8,7 @@
 #define PYRT_PJRT_PLUGIN_RUNTIME_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -35,19 +36,42 @@ class Worker {
   void Schedule(std::function<void()> job);
   // True when no job is queued or running: work may then run on the caller's thread without
   // overtaking anything queued earlier.
-  bool Idle() const { return pending_ == 0; }
+  bool Idle() const { return state_->pending == 0; }
+  // The number of jobs scheduled so far, and a wait (until `deadline`) for the first `ticket`
+  // jobs to finish; true if they have.
+  uint64_t Ticket();
+  bool WaitFinished(uint64_t ticket, std::chrono::steady_clock::time_point deadline);
 
  private:
-  void Loop();
+  static constexpr size_t kMaxQueuedJobs = 64;  // Schedule blocks beyond this many
+
+  // Everything the worker thread touches. The thread holds it through a shared_ptr, so a thread
+  // left running when the Worker is destroyed during interpreter finalization (see ~Worker)
+  // never touches freed memory.
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;           // notified when a job arrives or on stop
+    std::condition_variable finished_cv;  // notified when `finished` grows
+    std::condition_variable space_cv;     // notified when a job leaves the queue
+    std::deque<std::function<void()>> jobs;  // guarded by mu
+    bool stopping = false;                   // guarded by mu
+    uint64_t scheduled = 0, finished = 0;    // guarded by mu
+    std::atomic<int> pending{0};             // queued or running
+  };
+  static void Loop(std::shared_ptr<State> state);
 
   bool synchronous_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool stopping_ = false;
-  std::atomic<int> pending_{0};
+  std::shared_ptr<State> state_ = std::make_shared<State>();
   std::thread thread_;
 };
+
+// Waits (up to `seconds`) until every job that was scheduled on an asynchronous worker before
+// the first call has finished; true if they all have. Runs from Python's atexit (see
+// bridge::CallAtExit): jobs run Python code, and a thread that needs the GIL once the interpreter
+// has begun finalizing is ended mid-job, which used to abort the process ("PyGILState_Release:
+// thread state must be current") whenever a script exited with work in flight. Jobs scheduled
+// later (by daemon threads) are not waited for, so exit cannot be held up forever.
+bool WaitForAllWorkers(double seconds);
 
 // Strings, attributes and the NamedValues pointing into them, kept together so the pointers
 // handed to callers stay valid for the owner's lifetime.
@@ -165,8 +189,13 @@ struct PJRT_Buffer {
     return array_;
   }
   void set_array(std::shared_ptr<pyrt::DeviceArray> a) {
-    std::lock_guard<std::mutex> lock(mu);
-    array_ = std::move(a);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      array_.swap(a);
+    }
+    // `a` now holds the old array and releases it here, outside the lock: freeing its storage
+    // may take the GIL (or run jaxlib's done-with-host-buffer callback, which does), and a thread
+    // holding the GIL may be waiting for `mu` (e.g. in array()).
   }
 
   std::mutex mu;

@@ -14,7 +14,7 @@ from jaxlib.mlir import ir
 from jaxlib.mlir._mlir_libs import _stablehlo
 from jaxlib.mlir.dialects import sdy
 
-from . import __version__, compiler, dtypes
+from . import __version__, compiler, dtypes, protobuf
 from .errors import ExecutionError, InvalidProgramError, PyrtError, UnsupportedError
 
 _MAGIC = b"pyrt-executable\0"
@@ -43,53 +43,31 @@ def parse_compile_options(options):
     if not options:
         return _jax.CompileOptions()
     try:
+        # jaxlib's parser returns defaults on malformed bytes: validate the wire format first.
+        for _ in protobuf.fields(options):
+            pass
         return _jax.CompileOptions.ParseFromString(options)
     except Exception as e:
-        raise InvalidProgramError(f"pyrt could not parse the compile options: {e}") from None
+        raise InvalidProgramError(f"pyrt could not parse the compile options "
+                                  f"(expected a serialized xla.CompileOptionsProto): {e}") from None
 
 
-def _device_ids(assignment_proto):
-    """Device ids of a serialized xla.DeviceAssignmentProto, replica-major."""
-    def varint(data, i):
-        shift = value = 0
-        while True:
-            b = data[i]
-            i += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return value, i
-
-    def fields(data):
-        i = 0
-        while i < len(data):
-            key, i = varint(data, i)
-            if key & 7 == 0:
-                value, i = varint(data, i)
-            else:  # length-delimited
-                length, i = varint(data, i)
-                value, i = data[i:i + length], i + length
-            yield key >> 3, key & 7, value
-
-    replicas = computations = 0
-    columns = []  # per computation: device id per replica
-    for number, wire, value in fields(assignment_proto):
-        if number == 1:
-            replicas = value
-        elif number == 2:
-            computations = value
-        elif number == 3:
-            ids = []
-            for n, w, v in fields(value):
-                if w == 0:
-                    ids.append(v)
-                else:  # packed
-                    j = 0
-                    while j < len(v):
-                        x, j = varint(v, j)
-                        ids.append(x)
-            columns.append(ids)
-    return [columns[p][r] for r in range(replicas) for p in range(computations)]
+def _detach(out):
+    """`out`, or a copy of it if it is a view into a larger block of memory (an argument, a
+    constant or an intermediate). The C++ layer adopts each output array as the storage of its
+    buffer, so without this a small view would keep the whole block alive: e.g. the 2-row result
+    of `x[:2]` pinned all of a 4 MB argument after the caller deleted it. A view of a block of the
+    same size (e.g. a reshaped argument) stays zero-copy."""
+    root = out
+    while isinstance(root, np.ndarray) and root.base is not None:
+        root = root.base
+    if root is out:
+        return out
+    try:
+        size = root.nbytes if isinstance(root, np.ndarray) else memoryview(root).nbytes
+    except TypeError:  # not a buffer we can size: keep the view
+        return out
+    return out.copy() if size > out.nbytes else out
 
 
 class Executable:
@@ -101,7 +79,7 @@ class Executable:
         self.num_partitions = max(1, opts.num_partitions)
         if opts.device_assignment is not None:
             self.device_assignment = opts.device_assignment.serialize()
-            self.device_ids = _device_ids(self.device_assignment)
+            self.device_ids = protobuf.device_assignment_ids(self.device_assignment)
         else:
             n = self.num_replicas * self.num_partitions
             self.device_ids = list(range(n))
@@ -134,7 +112,7 @@ class Executable:
             np.seterr(all="ignore")
             _quiet.set = True
         try:
-            return self._entry(views)
+            return [_detach(out) for out in self._entry(views)]
         except PyrtError:
             raise
         except Exception as e:
