@@ -203,7 +203,7 @@ def first_unsupported_op(fn, arg):
 
 
 @pytest.mark.parametrize("nested", [False, True], ids=["direct", "in_private_function"])
-def test_unsupported_op_fails_at_compile_time_with_location(pyrt_device, nested, request):
+def test_unsupported_op_fails_at_compile_time_with_location(pyrt_device, nested):
     for fn, arg in UNSUPPORTED_CANDIDATES:
         arg = jax.device_put(arg, pyrt_device)
         name, has_private = first_unsupported_op(fn, arg)
@@ -211,11 +211,6 @@ def test_unsupported_op_fails_at_compile_time_with_location(pyrt_device, nested,
             break
     else:
         pytest.skip("pyrt supports every candidate op; add a new unsupported candidate")
-    if nested:  # the op sits in a private function whose location lacks the user's call site
-        request.applymarker(pytest.mark.xfail(
-            reason="compiler.py reports the location of ops in private functions without "
-                   "their call site (e.g. jnp.fft.fft), so the user's file:line is missing",
-            strict=False))
     line = fn.__code__.co_firstlineno + 1
     with pytest.raises(jax.errors.JaxRuntimeError) as info:
         jax.jit(fn)(arg)  # fails in the call (compilation), before any result exists

@@ -97,7 +97,7 @@ class Op:
         self.operand_types = [to_type(v.type) for v in operation.operands]
         self.result_types = [to_type(r.type) for r in operation.results]
         self.regions = list(operation.regions)
-        self.location = source_location(operation)
+        self.location = compiler.where(operation)
 
     # -- attributes
     def has(self, name):
@@ -157,6 +157,7 @@ class Compiler:
         self.lines = []
         self.emitted = {}  # function symbol -> python name
         self._counter = 0
+        self.call_site = ""  # location of the func.call being compiled, for ops without their own
         self.elements = 0  # elements produced by all ops: a rough cost estimate
         self.has_loops = False
 
@@ -169,17 +170,26 @@ class Compiler:
         self.namespace[name] = obj
         return name
 
-    def function(self, symbol):
+    def where(self, operation):
+        """An op's user-facing `file:line`: its own, else that of the call that reached it (ops in
+        JAX's private functions, e.g. inside jnp.fft.fft, carry no file of their own)."""
+        return source_location(operation) or self.call_site
+
+    def function(self, symbol, call_site=""):
         """The Python name of a compiled func.func, compiling it (and its callees) on first use."""
         if symbol in self.emitted:
             return self.emitted[symbol]
+        saved, self.call_site = self.call_site, call_site or self.call_site
         if symbol not in self.functions:
             raise InvalidProgramError(f"pyrt: the program calls @{symbol}, which it does not define")
         name = "f_" + re.sub(r"\W", "_", symbol) + f"_{len(self.emitted)}"
         self.emitted[symbol] = name
         func = self.functions[symbol]
         block = func.regions[0].blocks[0]
-        lines = self.block(block, name, indent="")
+        try:
+            lines = self.block(block, name, indent="")
+        finally:
+            self.call_site = saved
         self.lines.extend(lines)
         self.lines.append("")
         return name
@@ -212,11 +222,11 @@ class Compiler:
             if isinstance(r.type, ir.RankedTensorType):
                 self.elements += int(np.prod(r.type.shape, dtype=np.int64))
         self.has_loops |= operation.name == "stablehlo.while"
-        if operation.name == "func.call":
+        if operation.name in _CALLS:
             return None
         handler = ops.lookup(operation.name)
         if handler is None:
-            where = f" (at {source_location(operation)})" if source_location(operation) else ""
+            where = f" (at {self.where(operation)})" if self.where(operation) else ""
             raise UnsupportedError(f"pyrt does not support {operation.name} yet{where}")
         return handler(Op(operation, self))
 
@@ -273,8 +283,9 @@ class Compiler:
             values[r] = n
         target = ", ".join(results)
 
-        if operation.name == "func.call":
-            callee = self.function(ir.FlatSymbolRefAttr(operation.attributes["callee"]).value)
+        if operation.name in _CALLS:
+            symbol = ir.FlatSymbolRefAttr(operation.attributes[_CALLS[operation.name]]).value
+            callee = self.function(symbol, call_site=self.where(operation))
             call = f"{callee}({', '.join(operands)})"
             lines.append(f"{indent}{target}{',' if results else ''} = {call}" if results
                          else f"{indent}{call}")
@@ -305,6 +316,10 @@ class Compiler:
             lines.append(f"{indent}{target}, = {call}")
         return lines
 
+
+# Ops the compiler emits as Python calls of another func.func: op name -> callee attribute.
+# A composite runs its decomposition.
+_CALLS = {"func.call": "callee", "stablehlo.composite": "decomposition"}
 
 # Ufunc results at least this large are reused in place at their last use (see _in_place_plan).
 IN_PLACE_ELEMENTS = 1 << 12

@@ -19,6 +19,12 @@ def call(op_):
     return _structural(op_)
 
 
+@op("stablehlo.composite")
+def composite(op_):
+    """Spec: composite. Runs its decomposition function (a func.call to `decomposition`)."""
+    return _structural(op_)
+
+
 @op("stablehlo.while")
 def while_(op_):
     """Spec: while. A Python loop over the compiled cond and body regions (which may use values
