@@ -1007,7 +1007,9 @@ PJRT_Error* Buffer_CopyRawToHost(PJRT_Buffer_CopyRawToHost_Args* args) {
 PJRT_Error* Buffer_IsOnCpu(PJRT_Buffer_IsOnCpu_Args* args) {
   PYRT_ARGS(args, is_on_cpu);
   PYRT_NOT_NULL(args->buffer);
-  args->is_on_cpu = false;  // readback goes through ToHostBuffer
+  // pyrt's device memory is host memory: jaxlib may then read it in place (np.asarray without a
+  // copy), holding an external reference (see Buffer_IncreaseExternalReferenceCount).
+  args->is_on_cpu = true;
   return nullptr;
 }
 

@@ -5,6 +5,10 @@
 
 #include <mutex>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
 #include "pjrt_plugin/element_type.h"
 
 namespace pyrt {
@@ -29,6 +33,21 @@ class Gil {
 };
 
 namespace {
+
+// IEEE float behaviour for its scope. jaxlib's compile threads run with denormals flushed to
+// zero (FTZ/DAZ set in MXCSR); the runtime must not inherit that, or constants parsed at compile
+// time and results computed on such a thread would silently lose denormals.
+class IeeeFloats {
+ public:
+#if defined(__x86_64__) || defined(__i386__)
+  IeeeFloats() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ & ~(kFlushToZero | kDenormalsAreZero)); }
+  ~IeeeFloats() { _mm_setcsr(saved_); }
+
+ private:
+  static constexpr unsigned kFlushToZero = 1u << 15, kDenormalsAreZero = 1u << 6;
+  unsigned saved_;
+#endif
+};
 
 // An owned reference; call only with the GIL held.
 class Ref {
@@ -290,6 +309,7 @@ bool PythonAlive() {
 Status Compile(const std::string& code, const std::string& format, const std::string& options,
                std::shared_ptr<Program>* program) {
   if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
+  IeeeFloats ieee;
   Gil gil;
   Ref args(Py_BuildValue("(y#s#y#)", code.data(), (Py_ssize_t)code.size(), format.data(),
                          (Py_ssize_t)format.size(), options.data(), (Py_ssize_t)options.size()));
@@ -300,6 +320,7 @@ Status Compile(const std::string& code, const std::string& format, const std::st
 Status Deserialize(const std::string& serialized, const std::string& override_options,
                    std::shared_ptr<Program>* program) {
   if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
+  IeeeFloats ieee;
   Gil gil;
   Ref args(Py_BuildValue("(y#y#)", serialized.data(), (Py_ssize_t)serialized.size(),
                          override_options.data(), (Py_ssize_t)override_options.size()));
@@ -319,6 +340,7 @@ Status Serialize(const Program& program, std::string* serialized) {
 Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& inputs,
            DeviceStats* stats, std::vector<std::shared_ptr<Storage>>* outputs) {
   if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
+  IeeeFloats ieee;
   Gil gil;
   Ref views(PyList_New(static_cast<Py_ssize_t>(inputs.size())));
   if (!views) return FetchError("execute");

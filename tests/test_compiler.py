@@ -52,3 +52,16 @@ def test_no_reuse_of_inputs_or_outputs(check):
 
     actual = check(f, x, rtol=1e-6)
     np.testing.assert_allclose(actual[0], x + 1.0, rtol=1e-6)
+
+
+def test_denormal_constants_survive_compilation(pyrt_device):
+    """jaxlib compiles on threads that flush denormals to zero; pyrt keeps IEEE semantics for
+    constants read at compile time and for results (NumPy is the oracle: XLA:CPU flushes)."""
+    import ml_dtypes
+
+    tiny = np.float32(np.finfo(np.float32).tiny) / np.float32(4)  # a float32 denormal
+    f = jax.jit(lambda x: x + jnp.asarray(tiny, jnp.float32))
+    assert np.asarray(f(jax.device_put(np.float32(0), pyrt_device))) == tiny
+    tiny_bf16 = ml_dtypes.bfloat16(np.finfo(np.float32).tiny)
+    g = jax.jit(lambda x: x + jnp.asarray(tiny_bf16, jnp.bfloat16))
+    assert np.asarray(g(jax.device_put(ml_dtypes.bfloat16(0), pyrt_device))) == tiny_bf16

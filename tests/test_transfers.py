@@ -264,3 +264,21 @@ def test_copies_between_pyrt_devices():
     assert r["with_copy"] == [[b0 + 4000, l0 + 1], [b1 + 4000, l1 + 1]]
     assert r["after_delete_source"] == [[b0, l0], [b1 + 4000, l1 + 1], True]
     assert r["end"] == r["base"]
+
+
+def test_readback_is_zero_copy_and_pins_the_storage(pyrt_device):
+    """np.asarray reads device memory in place (pyrt's memory is host memory, as on CPU); the
+    view keeps the storage alive after the jax.Array is deleted."""
+    host = np.arange(4096, dtype=np.float32)
+    y = jax.jit(lambda x: x * 2)(jax.device_put(host, pyrt_device))
+    view = np.asarray(y)
+    assert view.ctypes.data == y.unsafe_buffer_pointer()
+    assert not view.flags.writeable
+    before = jax_pyrt.memory_stats(pyrt_device)["live_arrays"]
+    y.delete()
+    gc.collect()
+    assert jax_pyrt.memory_stats(pyrt_device)["live_arrays"] == before  # pinned by the view
+    np.testing.assert_array_equal(view, host * 2)
+    del view
+    gc.collect()
+    assert jax_pyrt.memory_stats(pyrt_device)["live_arrays"] == before - 1
