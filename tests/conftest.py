@@ -1,6 +1,12 @@
 """Shared test helpers: run the same jitted program on pyrt and on JAX's CPU backend (the
 oracle) and compare."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import jax
 import numpy as np
 import pytest
@@ -82,3 +88,13 @@ def check_mlir(pyrt_device, cpu_device):
         return actual
 
     return run
+
+
+def run_subprocess(code, timeout=120, **env):
+    """Runs `code` in a fresh Python with extra environment; returns its last stdout line as JSON."""
+    environment = dict(os.environ, **env)
+    environment.pop("JAX_PLATFORMS", None)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=environment)
+    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])

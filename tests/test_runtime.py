@@ -3,7 +3,6 @@ use from threads, leaks, synchronous mode and several devices. Anything that nee
 environment variables (or could hang) runs in a subprocess with a timeout."""
 
 import gc
-import json
 import os
 import re
 import subprocess
@@ -19,17 +18,8 @@ import pytest
 from jax import lax
 
 import jax_pyrt
+from conftest import run_subprocess
 from jax_pyrt import _bridge, ops
-
-
-def run_subprocess(code, timeout=120, **env):
-    """Runs `code` in a fresh Python with extra environment; returns its last stdout line as JSON."""
-    environment = dict(os.environ, **env)
-    environment.pop("JAX_PLATFORMS", None)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, env=environment)
-    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def stats(device):

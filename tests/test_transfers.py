@@ -2,11 +2,6 @@
 memory layout, copies between devices and backends, and the per-device memory counters."""
 
 import gc
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +10,7 @@ import numpy as np
 import pytest
 
 import jax_pyrt
+from conftest import run_subprocess
 
 DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
           np.uint64, np.float16, ml_dtypes.bfloat16, np.float32, np.float64, np.complex64,
@@ -212,16 +208,6 @@ def test_memory_stats_of_aliased_results(pyrt_device):
     assert stats(pyrt_device) == (bytes0 + 80, live0 + 1)  # the slice was copied out
     del s
     assert stats(pyrt_device) == (bytes0, live0)
-
-
-def run_subprocess(code, timeout=120, **env):
-    """Runs `code` in a fresh Python with extra environment; returns its last stdout line as JSON."""
-    environment = dict(os.environ, **env)
-    environment.pop("JAX_PLATFORMS", None)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, env=environment)
-    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_copies_between_pyrt_devices():

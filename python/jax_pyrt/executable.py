@@ -15,7 +15,7 @@ from jaxlib.mlir._mlir_libs import _stablehlo
 from jaxlib.mlir.dialects import sdy
 
 from . import __version__, compiler, dtypes, protobuf
-from .errors import ExecutionError, InvalidProgramError, PyrtError, UnsupportedError
+from .errors import ExecutionError, InvalidProgramError, PyrtError
 
 _MAGIC = b"pyrt-executable\0"
 _quiet = threading.local()

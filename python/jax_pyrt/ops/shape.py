@@ -121,7 +121,7 @@ def pad(op_):
     one strided assignment."""
     out = op_.result
     operand = op_.operand_types[0]
-    low, high = op_.ints("edge_padding_low"), op_.ints("edge_padding_high")
+    low = op_.ints("edge_padding_low")  # high padding follows from the result shape
     interior = op_.ints("interior_padding")
     src, dst = [], []
     empty = False
