@@ -52,4 +52,7 @@ def registry():
     return dict(sorted(_HANDLERS.items()))
 
 
-from . import control_flow, elementwise, linalg, reduction, shape, sharding  # noqa: E402,F401  (registers)
+# Importing a module registers its handlers.
+from . import (  # noqa: E402,F401
+    control_flow, convolution, custom_call, distribution, dynamic, elementwise, fft, indexing,
+    linalg, normalization, quantization, random, reduction, shape, sharding, sort, windows)

@@ -1,0 +1,3 @@
+"""Convolution (spec: convolution, dynamic_conv)."""
+
+from . import op  # noqa: F401

@@ -1,0 +1,3 @@
+"""Fourier transforms (spec: fft)."""
+
+from . import op  # noqa: F401

@@ -1,0 +1,3 @@
+"""Random numbers (spec: rng, rng_bit_generator)."""
+
+from . import op  # noqa: F401

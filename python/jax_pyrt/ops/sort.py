@@ -1,0 +1,3 @@
+"""Sorting (spec: sort)."""
+
+from . import op  # noqa: F401
