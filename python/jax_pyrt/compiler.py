@@ -32,14 +32,18 @@ def source_location(op):
 
 
 class TensorType:
-    """A ranked tensor type: static shape and NumPy dtype."""
+    """A ranked tensor type: static shape and NumPy dtype. For a quantized element type
+    (`!quant.uniform<...>`), `dtype` is the storage dtype (a quantized tensor is its storage
+    integers at run time) and `quant` holds the scales, zero points, axis and storage range
+    (ops.quantization.Quantization); `quant` is None otherwise."""
 
-    __slots__ = ("shape", "dtype", "mlir")
+    __slots__ = ("shape", "dtype", "mlir", "quant")
 
-    def __init__(self, shape, dtype, mlir=None):
+    def __init__(self, shape, dtype, mlir=None, quant=None):
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.mlir = mlir
+        self.quant = quant
 
     @property
     def rank(self):
@@ -50,7 +54,8 @@ class TensorType:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def __repr__(self):
-        return f"tensor<{'x'.join(map(str, self.shape))}{'x' if self.shape else ''}{self.dtype}>"
+        element = self.quant if self.quant is not None else self.dtype
+        return f"tensor<{'x'.join(map(str, self.shape))}{'x' if self.shape else ''}{element}>"
 
 
 class TokenType:
@@ -73,8 +78,12 @@ def to_type(mlir_type):
     if isinstance(mlir_type, ir.RankedTensorType):
         t = ir.RankedTensorType(mlir_type)
         if not t.has_static_shape:
-            raise UnsupportedError(f"pyrt needs static shapes; got {mlir_type}")
+            raise UnsupportedError(f"pyrt does not support dynamic shapes (got {mlir_type}): "
+                                   f"it needs static shapes")
         name = str(t.element_type)
+        if name.startswith("!quant."):
+            quant = ops.quantization.quantized_type(name, t.shape)
+            return TensorType(t.shape, quant.storage, mlir_type, quant)
         if name not in dtypes.DTYPE_BY_MLIR:
             raise UnsupportedError(f"pyrt does not support element type {name} ({mlir_type})")
         return TensorType(t.shape, dtypes.DTYPE_BY_MLIR[name], mlir_type)
@@ -94,10 +103,17 @@ class Op:
         self.operation = operation
         self.name = operation.name
         self.compiler = compiler
-        self.operand_types = [to_type(v.type) for v in operation.operands]
-        self.result_types = [to_type(r.type) for r in operation.results]
-        self.regions = list(operation.regions)
         self.location = compiler.where(operation)
+        try:
+            self.operand_types = [to_type(v.type) for v in operation.operands]
+            self.result_types = [to_type(r.type) for r in operation.results]
+        except UnsupportedError as e:  # name the op and the user's line
+            where = f" at {self.location}" if self.location else ""
+            raise UnsupportedError(f"{self.name}{where}: {e}") from None
+        if any(getattr(t, "quant", None) is not None
+               for t in self.operand_types + self.result_types):
+            ops.quantization.check_op(self)  # no silent integer arithmetic on quantized tensors
+        self.regions = list(operation.regions)
 
     # -- attributes
     def has(self, name):
@@ -147,8 +163,11 @@ class Op:
 class Compiler:
     """Turns a module into Python source plus the namespace of kernels it calls."""
 
-    def __init__(self, module):
+    def __init__(self, module, num_replicas=1, num_partitions=1):
         self.module = module
+        # From the compile options: handlers of collectives need the device grid.
+        self.num_replicas = num_replicas
+        self.num_partitions = num_partitions
         self.functions = {}
         for op in module.body.operations:
             if op.operation.name == "func.func":
@@ -379,8 +398,8 @@ def _as_bytes(value, dtype):
     return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
 
 
-def compile_module(module):
-    compiler = Compiler(module)
+def compile_module(module, num_replicas=1, num_partitions=1):
+    compiler = Compiler(module, num_replicas, num_partitions)
     main = entry_function(module)
     symbol = ir.StringAttr(main.operation.attributes["sym_name"]).value
     fn_type = ir.FunctionType(ir.TypeAttr(main.operation.attributes["function_type"]).value)
@@ -389,6 +408,11 @@ def compile_module(module):
     for t in input_types + output_types:
         if not isinstance(t, TensorType):
             raise UnsupportedError(f"pyrt: entry point parameters and results must be arrays, got {t}")
+    if any(t.quant is not None for t in output_types):
+        # jaxlib derives output shapes from the program text and aborts on quantized types.
+        raise UnsupportedError("pyrt cannot return quantized arrays from the entry function: "
+                               "return their stablehlo.uniform_dequantize or their storage "
+                               "integers (stablehlo.bitcast_convert) instead")
     main_name = compiler.function(symbol)
 
     # The entry adapter: StorageViews in, flat uint8 arrays out.

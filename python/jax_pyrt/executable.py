@@ -92,7 +92,7 @@ class Executable:
             name = module.operation.attributes["sym_name"] if "sym_name" in module.operation.attributes else None
             self.name = ir.StringAttr(name).value if name is not None else "main"
             self.text = module.operation.get_asm(enable_debug_info=False)
-            prepared = compiler.compile_module(module)
+            prepared = compiler.compile_module(module, self.num_replicas, self.num_partitions)
         self.source = prepared.source  # the generated Python, for debugging
         self._entry = prepared.entry
         self.input_specs = [(dtypes.PJRT_TYPE_BY_DTYPE[t.dtype], t.shape) for t in prepared.input_types]
