@@ -25,16 +25,14 @@ def _where(op_):
 
 
 def device_grid(op_):
-    """(num_replicas, num_partitions) of the program: from the compiler if it knows the compile
-    options, else from the module attributes JAX sets (mhlo.num_replicas/num_partitions)."""
-    compiler = op_.compiler
-    known = (getattr(compiler, "num_replicas", None), getattr(compiler, "num_partitions", None))
-    if None not in known:
-        return tuple(int(n) for n in known)
-    attrs = compiler.module.operation.attributes
+    """(num_replicas, num_partitions) of the program: the larger of what the compile options
+    (via the compiler) and the module attributes JAX sets (mhlo.num_replicas/num_partitions)
+    say, so that a program meant for several devices is never taken for a one-device one."""
+    attrs = op_.compiler.module.operation.attributes
     grid = []
-    for name in ("mhlo.num_replicas", "mhlo.num_partitions"):
-        grid.append(ir.IntegerAttr(attrs[name]).value if name in attrs else 1)
+    for name in ("num_replicas", "num_partitions"):
+        from_module = ir.IntegerAttr(attrs[f"mhlo.{name}"]).value if f"mhlo.{name}" in attrs else 1
+        grid.append(max(int(getattr(op_.compiler, name, 1)), from_module))
     return tuple(grid)
 
 
