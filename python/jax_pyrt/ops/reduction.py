@@ -25,7 +25,7 @@ from ..attributes import enum_name
 from . import TERMINATORS, op
 
 # body op -> (ufunc for numbers, ufunc for bool)
-_FAST_BODIES = {
+FAST_BODIES = {
     "stablehlo.add": (np.add, np.logical_or),
     "stablehlo.multiply": (np.multiply, np.logical_and),
     "stablehlo.maximum": (np.maximum, np.logical_or),
@@ -46,7 +46,7 @@ def simple_body(region):
     body, ret = operations
     if ret.name not in TERMINATORS or len(ret.operands) != 1 or len(body.results) != 1:
         return None
-    if ret.operands[0] != body.results[0] or body.name not in _FAST_BODIES:
+    if ret.operands[0] != body.results[0] or body.name not in FAST_BODIES:
         return None
     operands = list(body.operands)
     if len(operands) != 2:
@@ -154,7 +154,7 @@ def _compute_dtype(dtype):
 
 def _fast_kernel(name, dims, out):
     dtype = out.dtype
-    ufunc = _FAST_BODIES[name][1 if dtypes.is_bool(dtype) else 0]
+    ufunc = FAST_BODIES[name][1 if dtypes.is_bool(dtype) else 0]
     compute = _compute_dtype(dtype)
 
     def kernel(regions, x, init):
