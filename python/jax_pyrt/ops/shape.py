@@ -25,6 +25,12 @@ def iota(op_):
     return Constant(np.ascontiguousarray(value))
 
 
+def _identity(x):
+    """A shape op that changes nothing (same type in and out) passes its operand through; region
+    bodies run on whole arrays then keep working (see windows.vectorised_region)."""
+    return x
+
+
 @op("stablehlo.broadcast_in_dim")
 def broadcast_in_dim(op_):
     """Spec: broadcast_in_dim. A read-only broadcast view (no copy)."""
@@ -37,6 +43,8 @@ def broadcast_in_dim(op_):
     for i in order:
         shape[dims[i]] = operand.shape[i]
     needs_transpose = order != list(range(len(dims)))
+    if operand.shape == out.shape and not needs_transpose:
+        return _identity
 
     def kernel(x):
         if needs_transpose:
@@ -50,6 +58,8 @@ def broadcast_in_dim(op_):
 def reshape(op_):
     """Spec: reshape (row-major)."""
     shape = op_.result.shape
+    if op_.operand_types[0].shape == shape:
+        return _identity
     return lambda x: np.reshape(x, shape)
 
 
@@ -57,6 +67,8 @@ def reshape(op_):
 def transpose(op_):
     """Spec: transpose. A view; copies happen only where a kernel needs contiguity."""
     perm = op_.ints("permutation")
+    if list(perm) == sorted(perm):
+        return _identity
     return lambda x: np.transpose(x, perm)
 
 
