@@ -306,11 +306,46 @@ bool PythonAlive() {
 }
 
 
+namespace {
+// References dropped on threads without the GIL, waiting for the main thread (see DecRef).
+std::mutex released_mu;
+std::vector<PyObject*>* released = new std::vector<PyObject*>;  // guarded; never destroyed
+bool drain_scheduled = false;                                    // guarded by released_mu
+
+// Drops the handed-over references. Called with the GIL: from a pending call on the main
+// thread, and at the start of every call into the runtime.
+int DrainReleased(void* = nullptr) {
+  std::vector<PyObject*> objects;
+  {
+    std::lock_guard<std::mutex> lock(released_mu);
+    objects.swap(*released);
+    drain_scheduled = false;
+  }
+  for (PyObject* o : objects) Py_DECREF(o);
+  return 0;
+}
+}  // namespace
+
+void DecRef(PyObject* object) {
+  if (!PythonAlive()) return;  // leak rather than touch a dying interpreter
+  if (PyGILState_Check()) {
+    Py_DECREF(object);
+    return;
+  }
+  // This runs in destructors. A thread that waits for the GIL while the interpreter begins to
+  // finalize is ended by Python (a forced unwind), which out of a destructor aborts the process;
+  // so never wait here: hand the reference to the main thread (Py_AddPendingCall needs no GIL).
+  std::lock_guard<std::mutex> lock(released_mu);
+  released->push_back(object);
+  if (!drain_scheduled) drain_scheduled = Py_AddPendingCall(&DrainReleased, nullptr) == 0;
+}
+
 Status Compile(const std::string& code, const std::string& format, const std::string& options,
                std::shared_ptr<Program>* program) {
   if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
   IeeeFloats ieee;
   Gil gil;
+  DrainReleased();
   Ref args(Py_BuildValue("(y#s#y#)", code.data(), (Py_ssize_t)code.size(), format.data(),
                          (Py_ssize_t)format.size(), options.data(), (Py_ssize_t)options.size()));
   if (!args) return FetchError("compile");
@@ -322,6 +357,7 @@ Status Deserialize(const std::string& serialized, const std::string& override_op
   if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
   IeeeFloats ieee;
   Gil gil;
+  DrainReleased();
   Ref args(Py_BuildValue("(y#y#)", serialized.data(), (Py_ssize_t)serialized.size(),
                          override_options.data(), (Py_ssize_t)override_options.size()));
   if (!args) return FetchError("deserialize");
@@ -342,6 +378,7 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
   if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
   IeeeFloats ieee;
   Gil gil;
+  DrainReleased();
   Ref views(PyList_New(static_cast<Py_ssize_t>(inputs.size())));
   if (!views) return FetchError("execute");
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -386,9 +423,7 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
     }
     Py_INCREF(array);
     outputs->push_back(Storage::Borrow(data, size, stats, [array] {
-      if (!PythonAlive()) return;  // leak rather than touch a dying interpreter
-      Gil gil;
-      Py_DECREF(array);
+      DecRef(array);
     }));
   }
   return Status::Ok();
@@ -436,10 +471,7 @@ ScopedGilRelease::~ScopedGilRelease() {
 }  // namespace bridge
 
 Program::~Program() {
-  if (handle != nullptr && bridge::PythonAlive()) {
-    bridge::Gil gil;
-    Py_DECREF(handle);
-  }
+  if (handle != nullptr) bridge::DecRef(handle);
 }
 
 }  // namespace pyrt

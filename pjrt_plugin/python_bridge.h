@@ -65,6 +65,10 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
 // False once the interpreter is finalizing: then Python objects are leaked, not touched.
 bool PythonAlive();
 
+// Drops a reference from any thread without ever waiting for the GIL (safe in destructors):
+// at once if this thread holds the GIL, else on the main thread soon after.
+void DecRef(PyObject* object);
+
 // Registers `wait` with Python's atexit (once per process; later calls do nothing), so that it
 // runs before the interpreter begins finalizing. It is called without the GIL, with a short
 // timeout, until it returns true; pending signals are handled between calls, so Ctrl-C can
