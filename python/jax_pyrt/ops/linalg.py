@@ -1,6 +1,8 @@
-"""Linear algebra (spec: dot_general, dot)."""
+"""Linear algebra (spec: dot_general, dot, triangular_solve, cholesky)."""
 
 import numpy as np
+import scipy.linalg.blas
+import scipy.linalg.lapack
 from jaxlib.mlir.dialects import stablehlo
 
 from .. import dtypes
@@ -87,3 +89,243 @@ def dot(op_):
     """Spec: dot (deprecated form): vector/matrix products contracting lhs's last dimension."""
     lhs, rhs = op_.operand_types
     return matmul_kernel((), (lhs.rank - 1,), (), (0,), lhs, rhs, op_.result)
+
+
+# -- triangular_solve and cholesky --------------------------------------------------------------
+
+def _solve_dtype(dtype):
+    """Narrow floats solve in float32 and round once; the BLAS types run as they are."""
+    return np.dtype(np.float32) if dtypes.is_float(dtype) and dtype.itemsize < 4 else dtype
+
+
+def _swap(x):
+    return np.swapaxes(x, -1, -2)
+
+
+# XLA's TriangularSolveExpander: diagonal blocks of this size are inverted; batches of more than
+# _BLOCK // 16 matrices smaller than _BLOCK // 4 are solved by substitution instead.
+_BLOCK = 128
+
+
+def _divide(x, d):
+    """x / d for d broadcast along x's last axis, as XLA computes it after its simplifier turns
+    a division by a broadcast into a multiplication by the reciprocal."""
+    return x * (1 / d) if x.shape[-1] > 1 else x / d
+
+
+def _substitute(a, b, lower, unit):
+    """Solves a @ x = b for x by substitution, one row at a time, vectorised over the batch
+    (XLA's SolveDirectly). `a` holds the triangle to use; the other one is not read."""
+    k = a.shape[-1]
+    x = b.copy()
+    for j in (range(k) if lower else range(k - 1, -1, -1)):
+        if lower and j:
+            x[..., j, :] -= (a[..., j:j + 1, :j] @ x[..., :j, :])[..., 0, :]
+        elif not lower and j < k - 1:
+            x[..., j, :] -= (a[..., j:j + 1, j + 1:] @ x[..., j + 1:, :])[..., 0, :]
+        if not unit:
+            x[..., j, :] = _divide(x[..., j, :], a[..., j, j][..., None])
+    return x
+
+
+def _trsm_each(a, b, lower, trans, unit):
+    """Solves op(a) @ x = b with BLAS trsm, one matrix of the batch at a time (it reads only
+    the named triangle of a); op is a (trans 0), a^T (1) or a^H (2). trans None: conj(a)."""
+    if trans is None:  # conj(a) @ x = b  <=>  a @ conj(x) = conj(b)
+        return _trsm_each(a, b.conj(), lower, 0, unit).conj()
+    trsm = scipy.linalg.blas.get_blas_funcs("trsm", dtype=a.dtype)
+    k = a.shape[-1]
+    flat_a = a.reshape(-1, k, k)
+    flat_b = b.reshape((-1,) + b.shape[-2:])
+    out = np.empty(flat_b.shape, a.dtype)
+    for i in range(flat_a.shape[0]):
+        out[i] = trsm(1.0, flat_a[i], flat_b[i], lower=lower, trans_a=trans, diag=unit)
+    return out.reshape(b.shape)
+
+
+def _invert_blocks(blocks, lower):
+    """Inverses of triangular (n, s, s) blocks as XLA computes them: scale the columns to a unit
+    diagonal, build the inverse one row at a time, undo the scaling."""
+    s = blocks.shape[-1]
+    diags = np.diagonal(blocks, axis1=-2, axis2=-1)
+    scale = 1 / diags
+    scaled = blocks * scale[:, None, :]
+    out = np.broadcast_to(-np.eye(s, dtype=blocks.dtype), blocks.shape).copy()
+    first = 0 if lower else s - 1
+    out[:, first, first] = 1
+    for i in range(1, s):
+        j = i if lower else s - 1 - i
+        out[:, j, :] = -(scaled[:, j:j + 1, :] @ out)[:, 0, :]
+    out *= scale[:, :, None]
+    return out
+
+
+def _solve_blocked(a, b, lower, transpose, conj):
+    """Solves op(a) @ x = b, op(a) = a, a^T, conj(a) or a^H, by inverting the diagonal blocks of
+    `a` (triangular, its other triangle zero) and eliminating block by block with matrix
+    products (XLA's SolveByInvertingDiagonalBlocks)."""
+    k = a.shape[-1]
+    s = min(_BLOCK, k)
+    n_blocks = -(-k // s)
+    batch = a.shape[:-2]
+    blocks = np.broadcast_to(np.eye(s, dtype=a.dtype), batch + (n_blocks, s, s)).copy()
+    for j in range(n_blocks):
+        r = slice(j * s, min((j + 1) * s, k))
+        size = r.stop - r.start
+        blocks[..., j, :size, :size] = a[..., r, r]
+    inverses = _invert_blocks(blocks.reshape(-1, s, s), lower).reshape(blocks.shape)
+
+    def op(m):
+        m = _swap(m) if transpose else m
+        return m.conj() if conj else m
+
+    x = np.empty(b.shape, np.result_type(a, b))
+    forward = lower != transpose
+    for j in (range(n_blocks) if forward else range(n_blocks - 1, -1, -1)):
+        r = slice(j * s, min((j + 1) * s, k))
+        size = r.stop - r.start
+        rest = b[..., r, :]
+        done = slice(0, r.start) if forward else slice(r.stop, k)
+        if done.stop > done.start:  # op(a)[r, done] @ x[done]
+            part = a[..., done, r] if transpose else a[..., r, done]
+            rest = rest - op(part) @ x[..., done, :]
+        x[..., r, :] = op(inverses[..., j, :size, :size]) @ rest
+    return x
+
+
+@op("stablehlo.triangular_solve")
+def triangular_solve(op_):
+    """Spec: triangular_solve. Left or right side, lower or upper, unit diagonal,
+    NO_TRANSPOSE/TRANSPOSE/ADJOINT, leading batch dimensions. As XLA:CPU: batches of more than 8
+    matrices smaller than 32 by substitution row by row (vectorised over the batch); otherwise
+    BLAS trsm per matrix, and should that give infinities or NaNs, XLA's algorithm (inverting
+    128x128 diagonal blocks, eliminating with matrix products), so that singular matrices give
+    XLA's infinities and NaNs.
+
+    dtypes: f16, bf16 (in float32), f32, f64, c64, c128."""
+    left = bool(op_.value("left_side"))
+    lower = bool(op_.value("lower"))
+    unit = bool(op_.value("unit_diagonal"))
+    transpose = op_.enum("transpose_a", "NO_TRANSPOSE")
+    a_type, b_type = op_.operand_types
+    out_dtype = op_.result.dtype
+    if not (dtypes.is_float(out_dtype) or dtypes.is_complex(out_dtype)):
+        raise op_.unsupported(f"element type {out_dtype}")
+    if transpose not in ("NO_TRANSPOSE", "TRANSPOSE", "ADJOINT"):
+        raise op_.unsupported(f"transpose_a {transpose}")
+    compute = _solve_dtype(out_dtype)
+    k = a_type.shape[-1]
+    batch = int(np.prod(a_type.shape[:-2], dtype=np.int64))
+    conj = transpose == "ADJOINT" and dtypes.is_complex(out_dtype)
+    transposed = transpose != "NO_TRANSPOSE"
+    direct = batch > _BLOCK // 16 and k < _BLOCK // 4
+    # From the right, x @ op(a) = b is op(a)^T @ x^T = b^T: solve from the left with the other
+    # transposition (a^T <-> a, a^H <-> conj(a)).
+    transposed_ = transposed == left
+    # Substitution runs on the explicit matrix op(a) (lower or upper).
+    swap = transposed_
+    lower_ = lower != swap
+    # trsm solves op(a) @ x = b from the left: op is transposed_ (conjugated for ADJOINT).
+    trans_code = (2 if conj else 1) if transposed_ else 0
+    lower_blas = lower
+    if conj and not transposed_:  # conj(a) @ x = b: no such trsm; use conj(a^H) = a^T
+        trans_code = None
+
+    def kernel(a, b):
+        if b.size == 0:
+            return np.zeros(b.shape, out_dtype)
+        a = a.astype(compute, copy=False)
+        b = b.astype(compute, copy=False)
+        if not left:
+            b = _swap(b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if k == 1:
+                x = b if unit else _divide(b, a.conj() if conj else a)
+            elif direct:
+                m = a.conj() if conj else a
+                x = _substitute(_swap(m) if swap else m, b, lower_, unit)
+            else:
+                x = _trsm_each(a, b, lower_blas, trans_code, unit)
+                if not np.isfinite(x).all():
+                    t = np.tril(a) if lower else np.triu(a)
+                    if unit:
+                        idx = np.arange(k)
+                        t[..., idx, idx] = 1
+                    x = _solve_blocked(t, b, lower, transposed_, conj)
+        if not left:
+            x = _swap(x)
+        return np.ascontiguousarray(x).astype(out_dtype, copy=False)
+
+    return kernel
+
+
+# From this size on, LAPACK's potrf per matrix beats NumPy's batched cholesky (4x at 512).
+_POTRF_SIZE = 32
+
+
+def _cholesky_potrf(a, lower):
+    """Cholesky factors with LAPACK's potrf, one matrix at a time (it reads only the named
+    triangle and zeroes the other one); failed factorisations are NaN."""
+    potrf = scipy.linalg.lapack.get_lapack_funcs("potrf", dtype=a.dtype)
+    n = a.shape[-1]
+    flat = a.reshape(-1, n, n)
+    out = np.empty(flat.shape, a.dtype)
+    for i, m in enumerate(flat):
+        factor, info = potrf(m, lower=lower, clean=1)
+        out[i] = factor if info == 0 else np.nan
+    return out.reshape(a.shape)
+
+
+def _cholesky_numpy(a, lower):
+    """Cholesky factors with NumPy's batched cholesky of the Hermitian matrix the named triangle
+    defines; failed factorisations are NaN."""
+    if lower:
+        h = np.tril(a)
+        h += _swap(np.tril(a, -1)).conj()
+    else:
+        h = np.tril(_swap(a).conj())  # the upper triangle, mirrored
+        h += np.triu(a, 1)
+    try:
+        factor = np.linalg.cholesky(h)
+    except np.linalg.LinAlgError:
+        flat = h.reshape((-1,) + h.shape[-2:])
+        factor = np.empty_like(flat)
+        for i, m in enumerate(flat):  # only after a failure: find the bad matrices
+            try:
+                factor[i] = np.linalg.cholesky(m)
+            except np.linalg.LinAlgError:
+                factor[i] = np.nan
+        factor = factor.reshape(h.shape)
+    return factor if lower else _swap(factor).conj()
+
+
+@op("stablehlo.cholesky")
+def cholesky(op_):
+    """Spec: cholesky. Batched, with LAPACK (potrf per matrix from size 32, NumPy's batched
+    cholesky below). Only the `lower` (or upper)
+    triangle of the operand is read; the result's other triangle is zero; a matrix that is not
+    positive definite (or has a NaN in the triangle read) gives all NaNs, as XLA:CPU does.
+
+    dtypes: f16, bf16 (in float32), f32, f64, c64, c128."""
+    lower = bool(op_.value("lower", False))
+    out_dtype = op_.result.dtype
+    if not (dtypes.is_float(out_dtype) or dtypes.is_complex(out_dtype)):
+        raise op_.unsupported(f"element type {out_dtype}")
+    compute = _solve_dtype(out_dtype)
+
+    def kernel(a):
+        if a.size == 0:
+            return np.zeros(a.shape, out_dtype)
+        a = a.astype(compute, copy=False)
+        with np.errstate(invalid="ignore", over="ignore"):
+            if a.shape[-1] >= _POTRF_SIZE:
+                factor = _cholesky_potrf(a, lower)
+            else:
+                factor = _cholesky_numpy(a, lower)
+        # LAPACK may not notice a NaN; XLA fails the whole matrix.
+        bad = np.isnan(factor).any(axis=(-2, -1))
+        if bad.any():
+            factor[bad] = np.nan
+        return np.ascontiguousarray(factor).astype(out_dtype, copy=False)
+
+    return kernel
