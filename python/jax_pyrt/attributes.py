@@ -43,9 +43,12 @@ def dense_from_text(text, dtype, shape):
                 else flat.reshape(shape).copy())
     tokens = [t for t in _TOKEN.findall(body) if t not in "()"]
     if dtypes.is_complex(dtype):
-        parts = [_scalar(t, np.dtype(np.float64) if dtype == np.complex128 else np.dtype(np.float32))
-                 for t in tokens]
-        values = np.array(parts[0::2], dtype) + 1j * np.array(parts[1::2], dtype)
+        part = np.dtype(np.float64) if dtype == np.complex128 else np.dtype(np.float32)
+        parts = np.array([_scalar(t, part) for t in tokens], part)
+        # The parts are assigned, not combined arithmetically: re + 1j * im would turn an
+        # infinite imaginary part into NaN + inf j, a NaN one into NaN + NaN j and lose -0.0.
+        values = np.empty(len(parts) // 2, dtype)
+        values.real, values.imag = parts[0::2], parts[1::2]
     else:
         values = np.array([_scalar(t, dtype) for t in tokens], dtype=object)
         values = _to_dtype(values, dtype)

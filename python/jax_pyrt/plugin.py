@@ -49,3 +49,6 @@ def initialize():
         warnings.warn(f"pyrt: {e}; pyrt is not registered")
         return
     xla_bridge.register_plugin(PLATFORM, priority=PRIORITY, library_path=path, options=options)
+    from . import jax_integration
+
+    jax_integration.install(PLATFORM)

@@ -55,4 +55,4 @@ def registry():
 # Importing a module registers its handlers.
 from . import (  # noqa: E402,F401
     control_flow, convolution, custom_call, distribution, dynamic, elementwise, fft, indexing,
-    linalg, normalization, quantization, random, reduction, shape, sharding, sort, windows)
+    lapack, linalg, normalization, quantization, random, reduction, shape, sharding, sort, windows)

@@ -343,23 +343,59 @@ def _float_min(dt):
     return kernel
 
 
+def complex_greater(a, b):
+    """a > b for complex arrays, lexicographically on (real, imag) with IEEE comparisons: false
+    when a compared part is NaN (-0.0 == +0.0)."""
+    ar, br = a.real, b.real
+    return (ar > br) | ((ar == br) & (a.imag > b.imag))
+
+
+def complex_max(a, b):
+    """stablehlo.maximum of complex arrays: `a if a > b else b` (lexicographic, see
+    complex_greater), as the reference interpreter and the compare/select JAX lowers lax.max
+    to: an operand with a NaN part (in a compared position) is never greater, so the result is
+    b whenever a comparison involves NaN (max(1+nanj, 1+1j) = 1+1j, max(1+1j, 1+nanj) = 1+nanj,
+    max(nan+0j, 2+0j) = 2+0j). Of two equal values (-0.0 vs +0.0 parts) it is b."""
+    a, b = np.asarray(a), np.asarray(b)
+    return np.where(complex_greater(a, b), a, b)
+
+
+def complex_min(a, b):
+    """stablehlo.minimum of complex arrays: `a if a < b else b`, as complex_max."""
+    a, b = np.asarray(a), np.asarray(b)
+    return np.where(complex_greater(b, a), a, b)
+
+
 @op("stablehlo.maximum")
 def maximum(op_):
-    """Spec: maximum. NaN propagates; -0.0 < +0.0 as in XLA:CPU; on i1 it is logical or;
-    complex is lexicographic."""
+    """Spec: maximum. On i1 it is logical or. Floats: NaN propagates and -0.0 < +0.0, as
+    XLA:CPU. Complex: lexicographic on (real, imag), `a if a > b else b` with IEEE comparisons
+    (NaN compares false, -0.0 == +0.0), so a NaN part does not propagate: the result is b
+    whenever a compared part is NaN (the reference interpreter's rule, and what JAX's
+    compare/select lowering of lax.max computes on XLA:CPU; XLA:CPU's own complex maximum op
+    compares the real parts only, which pyrt does not follow).
+
+    dtypes: all element types."""
     dt = op_.result.dtype
     if dtypes.is_float(dt):
         return _lift(_float_max(_compute_dtype(dt)), dt)
+    if dtypes.is_complex(dt):
+        return complex_max
     return _lift(np.maximum, dt)
 
 
 @op("stablehlo.minimum")
 def minimum(op_):
-    """Spec: minimum. NaN propagates; -0.0 < +0.0 as in XLA:CPU; on i1 it is logical and;
-    complex is lexicographic."""
+    """Spec: minimum. On i1 it is logical and. Floats: NaN propagates and -0.0 < +0.0, as
+    XLA:CPU. Complex: lexicographic, `a if a < b else b` with IEEE comparisons, so the result
+    is b whenever a compared part is NaN (as maximum).
+
+    dtypes: all element types."""
     dt = op_.result.dtype
     if dtypes.is_float(dt):
         return _lift(_float_min(_compute_dtype(dt)), dt)
+    if dtypes.is_complex(dt):
+        return complex_min
     return _lift(np.minimum, dt)
 
 
@@ -559,14 +595,34 @@ def _float_sign(dt):
     return lambda x: np.copysign(np.sign(x), x)
 
 
+def _complex_sign(z):
+    # np.sign is z / |z| (0 for 0), but gives a finite unit value for infinite z (sign(inf - 0j)
+    # = 1 + 0j) and odd ones where |z| overflows (sign(max + max j) = 1j). Where |z| is not
+    # finite, the spec's z / abs(z) as XLA:CPU (and the interpreter) compute it is used: each
+    # part divided by |z| = inf or NaN (NaN parts for infinite z, 0 for overflowing finite z).
+    z = np.asarray(z)
+    r = np.asarray(np.sign(z))
+    modulus = np.abs(z)
+    bad = ~np.isfinite(modulus)
+    if bad.any():
+        zb, mb = z[bad], modulus[bad]
+        r[bad] = _complex(zb.real / mb, zb.imag / mb, r.dtype)
+    return r
+
+
 @op("stablehlo.sign")
 def sign(op_):
     """Spec: sign. -1/0/1 for integers; floats keep the sign of zeros (sign(-0.0) = -0.0) and
-    NaN; complex gives x / abs(x) (0 for 0)."""
+    NaN; complex gives z / abs(z) (0 for 0); where abs(z) is not finite each part is divided
+    by it, as XLA:CPU: NaN parts for an infinite or NaN z, 0 where abs(z) overflows.
+
+    dtypes: integers (unsigned give 0 or 1), floats, complex."""
     dt = op_.result.dtype
     _no_bool(op_, dt)
     if dtypes.is_float(dt):
         return _lift(_float_sign(_compute_dtype(dt)), dt)
+    if dtypes.is_complex(dt):
+        return _complex_sign
     return _lift(np.sign, dt)
 
 
@@ -631,9 +687,25 @@ def _rsqrt(x):
     return np.reciprocal(np.sqrt(x))
 
 
+def _complex_rsqrt(z):
+    # 1 / sqrt(z); NumPy's complex reciprocal of an infinite sqrt gives NaN + NaN j, XLA:CPU and
+    # the interpreter 0 (with the sign of the conjugate: -0.0 imaginary part for Im z = +inf).
+    r = np.asarray(np.reciprocal(np.sqrt(z)))
+    z = np.asarray(z)
+    infinite = np.isinf(z.real) | np.isinf(z.imag)
+    if infinite.any():
+        zero = np.zeros((), z.real.dtype)
+        r[infinite] = _complex(zero, np.copysign(zero, -z.imag[infinite]), r.dtype)
+    return r
+
+
 @op("stablehlo.rsqrt")
 def rsqrt(op_):
-    """Spec: rsqrt. 1 / sqrt(x)."""
+    """Spec: rsqrt. 1 / sqrt(x). Complex: 0 for values with an infinite part (as XLA:CPU).
+
+    dtypes: floats, complex."""
+    if dtypes.is_complex(op_.result.dtype):
+        return _complex_rsqrt
     return _float_only(op_, _rsqrt, False)
 
 
@@ -658,10 +730,23 @@ def _complex_expm1(z):
 
 
 def _complex_log1p(z):
-    # log1p(x + iy) = 0.5 log1p(2x + x^2 + y^2) + i atan2(y, 1 + x): accurate near 0.
+    # log1p(x + iy) = log|1 + z| + i atan2(y, 1 + x). The real part is 0.5 log1p(x (2 + x) + y^2)
+    # where |1 + z|^2 is near 1 (accurate near z = 0, where log|1 + z| would cancel), and
+    # log(m) + 0.5 log1p((n / m)^2) for m, n = the larger and smaller of |1 + x|, |y| elsewhere
+    # (no overflow of the squares near the top of the range, no cancellation to -inf near
+    # z = -1; 1 + x is exact or accurate enough there). An infinite part gives +inf.
     z = np.asarray(z)
     x, y = z.real, z.imag
-    return _complex(0.5 * np.log1p(x * (2 + x) + y * y), np.arctan2(y, 1 + x), z.dtype)
+    xp1 = 1 + x
+    s = x * (2 + x) + y * y
+    near_one = np.abs(s) <= 0.5
+    ax, ay = np.abs(xp1), np.abs(y)
+    m, n = np.maximum(ax, ay), np.minimum(ax, ay)
+    q = n / m
+    far = np.log(m) + 0.5 * np.log1p(q * q)
+    re = np.where(near_one, 0.5 * np.log1p(s), far)
+    re = np.where(np.isinf(x) | np.isinf(y), np.array(np.inf, x.dtype), re)
+    return _complex(re, np.arctan2(y, xp1), z.dtype)
 
 
 @op("stablehlo.exponential_minus_one")
@@ -681,7 +766,13 @@ def log(op_):
 
 @op("stablehlo.log_plus_one")
 def log_plus_one(op_):
-    """Spec: log_plus_one. Complex: 0.5 log1p(2x + x^2 + y^2) + i atan2(y, 1 + x)."""
+    """Spec: log_plus_one. Complex: log|1 + z| + i atan2(y, 1 + x), the real part as
+    0.5 log1p(2x + x^2 + y^2) where |1 + z| is near 1 and as a scaled log hypot elsewhere (no
+    overflow near the top of the range, no cancellation near z = -1). (JAX programs do not
+    reach the complex case: jaxlib expands complex log_plus_one before handing a program to a
+    plugin.)
+
+    dtypes: floats, complex."""
     dt = op_.result.dtype
     if dtypes.is_complex(dt):
         return _complex_log1p
@@ -693,9 +784,21 @@ def _logistic(x):
     return np.reciprocal(1 + np.exp(-x))
 
 
+def _complex_logistic(z):
+    # 1 / (1 + exp(-z)) with XLA:CPU's complex division: for a large negative real part
+    # exp(-z) is infinite and the result 0 (NumPy's reciprocal gives NaN + NaN j).
+    d = 1 + np.exp(-np.asarray(z))
+    return _complex_divide(np.ones((), d.dtype), d)
+
+
 @op("stablehlo.logistic")
 def logistic(op_):
-    """Spec: logistic. 1 / (1 + exp(-x))."""
+    """Spec: logistic. 1 / (1 + exp(-x)); narrow floats in float32. Complex: the division as
+    XLA:CPU's (0 for a large negative real part, where exp(-z) overflows).
+
+    dtypes: floats, complex."""
+    if dtypes.is_complex(op_.result.dtype):
+        return _complex_logistic
     return _float_only(op_, _logistic, False)
 
 
@@ -826,6 +929,8 @@ def clamp(op_):
         compute = _compute_dtype(dt)
         fmax, fmin = _float_max(compute), _float_min(compute)
         return _lift(lambda lo, x, hi: fmin(fmax(x, lo), hi), dt)
+    if dtypes.is_complex(dt):
+        return lambda lo, x, hi: complex_min(complex_max(x, lo), hi)
     return _lift(lambda lo, x, hi: np.minimum(np.maximum(x, lo), hi), dt)
 
 
@@ -864,6 +969,8 @@ def _convert(op_, src, dst):
     if dst == BOOL:
         if src == BOOL:
             return lambda x: x
+        if dtypes.is_complex(src):  # the imaginary part is ignored (spec, XLA:CPU)
+            return lambda x: np.not_equal(np.real(x), 0)
         return _lift(lambda x: np.not_equal(x, 0), src, out=BOOL)
     if dtypes.is_complex(src):
         if dtypes.is_complex(dst):
@@ -891,8 +998,12 @@ def _convert(op_, src, dst):
 def convert(op_):
     """Spec: convert. As XLA:CPU: float -> integer truncates, NaN -> 0 and out-of-range values
     (and +-inf) saturate to the integer's min/max; integers wrap; anything -> i1 is x != 0;
-    i1 -> number is 0/1; complex -> real takes the real part; narrow floats go through float32
-    (one rounding)."""
+    i1 -> number is 0/1; complex -> anything else takes the real part and ignores the imaginary
+    one, complex -> i1 too (Re z != 0: the spec says so explicitly for complex-to-any-other-type
+    conversions, and XLA:CPU and the interpreter agree, so 0 + 1j -> false); narrow floats go
+    through float32 (one rounding).
+
+    dtypes: all element types, to and from each other."""
     return _convert(op_, _operand(op_), op_.result.dtype)
 
 

@@ -152,16 +152,104 @@ def _compute_dtype(dtype):
     return dtype
 
 
+def signed_zero_fix(name, dtype):
+    """For float max/min reductions: a function fix(result, x, init, dims) correcting the zeros
+    of `result` (the ufunc reduction of x over dims, init folded in), or None for other bodies
+    and types. np.maximum/np.minimum return either zero when they compare equal, while
+    stablehlo.maximum orders -0.0 < +0.0: a max is +0.0 if any reduced zero (or init) is, a min
+    -0.0 if any is. Only a -0.0 max (+0.0 min) can be wrong, and only those results cost extra
+    passes over x."""
+    if name not in ("stablehlo.maximum", "stablehlo.minimum") or not dtypes.is_float(dtype):
+        return None
+    is_max = name == "stablehlo.maximum"
+    right_zero = np.array(0.0 if is_max else -0.0, dtype)
+
+    def fix(result, x, init, dims):
+        zero = result == 0
+        if not zero.any():  # the common case: one pass over the (small) result
+            return result
+        # The zero the result may wrongly hold (-0.0 for max) and the one that wins.
+        suspect = zero & (np.signbit(result) if is_max else ~np.signbit(result))
+        if not suspect.any():
+            return result
+        winner = x == 0
+        winner &= ~np.signbit(x) if is_max else np.signbit(x)
+        present = np.logical_or.reduce(winner, axis=dims)
+        init_wins = bool(init == 0) and bool(np.signbit(init)) != is_max
+        if init_wins:
+            present = np.ones_like(present)
+        return np.where(suspect & present, right_zero, result)
+
+    return fix
+
+
 def _fast_kernel(name, dims, out):
     dtype = out.dtype
     ufunc = FAST_BODIES[name][1 if dtypes.is_bool(dtype) else 0]
     compute = _compute_dtype(dtype)
+    fix = signed_zero_fix(name, compute)
+
+    if fix is None:
+        def kernel(regions, x, init):
+            if x.dtype != compute:
+                x = x.astype(compute)
+            result = ufunc(ufunc.reduce(x, axis=dims, dtype=compute),
+                           init.astype(compute, copy=False))
+            return (result.astype(dtype, copy=False),)
+    else:
+        def kernel(regions, x, init):
+            if x.dtype != compute:
+                x = x.astype(compute)
+            init = init.astype(compute, copy=False)
+            result = fix(ufunc(ufunc.reduce(x, axis=dims, dtype=compute), init), x, init, dims)
+            return (np.asarray(result).astype(dtype, copy=False),)
+
+    return kernel
+
+
+def _complex_max_min_kernel(name, dims, operand_shape, out):
+    """Complex max/min reductions as the reference interpreter's schedule: acc = init, then
+    acc = body(acc, x) over the reduced elements in row-major order. The body `a if a > b else b`
+    (elementwise.complex_max; min alike) is not associative once NaN parts appear, so the fold is
+    emulated exactly, vectorised over the outputs: after the last element with a NaN real part
+    the fold restarts from the next element; among the rest, the elements with the largest real
+    part (the top tier) win; within the tier the same restart rule applies to NaN imaginary
+    parts, and the last element holding the largest imaginary part wins (ties, e.g. -0.0 and
+    +0.0, go to the later element). Without NaN parts this is the lexicographic max."""
+    out_shape = tuple(out.shape)
+    dtype = out.dtype
+    is_max = name == "stablehlo.maximum"
+    kept = [d for d in range(len(operand_shape)) if d not in dims]
+    perm = kept + list(dims)
+    length = int(np.prod([operand_shape[d] for d in dims], dtype=np.int64)) + 1  # + init
+
+    def last_true(mask, positions):
+        """Per row: the last position where mask holds (-1 if none)."""
+        return np.max(np.where(mask, positions, -1), axis=-1, keepdims=True)
 
     def kernel(regions, x, init):
-        if x.dtype != compute:
-            x = x.astype(compute)
-        result = ufunc(ufunc.reduce(x, axis=dims, dtype=compute), init.astype(compute, copy=False))
-        return (result.astype(dtype, copy=False),)
+        x = np.reshape(np.transpose(x, perm), out_shape + (length - 1,))
+        s = np.concatenate([np.broadcast_to(np.asarray(init, dtype), out_shape + (1,)), x],
+                           axis=-1)
+        re, im = s.real, s.imag
+        if not is_max:  # min is max of the negated parts (exact; NaN stays NaN)
+            re, im = -re, -im
+        positions = np.arange(length)
+        # Restart after the last NaN real part (or end on it).
+        k = last_true(np.isnan(re), positions)
+        live = positions > k
+        live_re = np.where(live, re, -np.inf)
+        top = live & (live_re == np.max(live_re, axis=-1, keepdims=True))
+        # Within the top tier: restart after the last NaN imaginary part.
+        q = last_true(top & np.isnan(im), positions)
+        tier = top & (positions > q)
+        tier_im = np.where(tier, im, -np.inf)
+        best = tier & (tier_im == np.max(tier_im, axis=-1, keepdims=True))
+        pick = last_true(best, positions)
+        # No candidate left: the element that ended the fold (a NaN real part last, or a NaN
+        # imaginary part last in the tier) is the result.
+        pick = np.where(pick >= 0, pick, np.where(k == length - 1, k, q))
+        return (np.take_along_axis(s, pick, axis=-1).reshape(out_shape),)
 
     return kernel
 
@@ -222,6 +310,9 @@ def reduce(op_):
     empty = any(operand_shape[d] == 0 for d in dims) or 0 in op_.result.shape
     if n == 1 and not empty:
         name = simple_body(op_.regions[0])
+        if name in ("stablehlo.maximum", "stablehlo.minimum") \
+                and dtypes.is_complex(op_.result.dtype):
+            return _complex_max_min_kernel(name, dims, operand_shape, op_.result)
         if name is not None:
             return _fast_kernel(name, dims, op_.result)
     if n == 2 and not empty and len(dims) == 1:

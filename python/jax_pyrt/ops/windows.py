@@ -527,6 +527,8 @@ def reduce_window(op_):
         return lambda regions, *args: tuple(_coerce(args[count:], out_dtypes, out_shape))
     if count == 1:
         name = simple_body(op_.regions[0])
+        if name in ("stablehlo.maximum", "stablehlo.minimum") and dtypes.is_complex(out_dtypes[0]):
+            name = None  # complex max/min (lexicographic, not NaN-propagating): via the body
         if name is not None:
             return _fast_window_kernel(name, out_types[0], shape, window, strides, base,
                                        dilation, padding)

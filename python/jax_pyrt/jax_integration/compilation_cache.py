@@ -1,0 +1,5 @@
+"""The persistent compilation cache and executable serialization on pyrt."""
+
+
+def install(platform):
+    """Nothing yet."""
