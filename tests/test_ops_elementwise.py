@@ -725,3 +725,133 @@ def test_select_with_scalar_predicate_returns_an_operand():
     kernel = ops.lookup("stablehlo.select")(_fake_op(F32, [BOOL, F32, F32], operand_shape=()))
     x, y = np.ones(4, np.float32), np.zeros(4, np.float32)
     assert kernel(np.bool_(True), x, y) is x and kernel(np.bool_(False), x, y) is y
+
+
+# ---------------------------------------------------------------------------------------------
+# complex corner cases (found by tests/differential)
+
+def complex_parts(z):
+    """A complex result as exact pieces: each part's bits (signed zeros included) and NaN mask."""
+    re, im = lax.real(z), lax.imag(z)
+    return float_bits(re), jnp.isnan(re), float_bits(im), jnp.isnan(im)
+
+
+def on(platform, fn, *args):
+    device = jax.devices(platform)[0]
+    out = jax.jit(fn)(*[jax.device_put(a, device) for a in args])
+    return jax.tree_util.tree_map(np.asarray, out)
+
+
+@pytest.mark.parametrize("dt", COMPLEX, ids=ids)
+def test_complex_max_min_with_nan_parts(dt):
+    """Complex maximum/minimum compare (real, imag) lexicographically with IEEE comparisons:
+    `a if a > b else b` (`a if a < b else b`), so a NaN part never propagates by itself (the
+    result is b whenever a compared part is NaN) and -0.0 == +0.0 (b again). This is the
+    reference interpreter's rule; the oracle is XLA:CPU running JAX's compare/select lowering
+    of lax.max/lax.min (XLA:CPU's own complex maximum op compares the real parts only)."""
+    parts = [0.0, -0.0, 1.0, 2.0, np.nan, np.inf, -np.inf]
+    v = np.array([complex(a, b) for a in parts for b in parts], dt)
+    a, b = outer(v, v)
+    cmax, cmin = raw("cmax", hlo.maximum), raw("cmin", hlo.minimum)
+    assert_emits(lambda x, y: (cmax(x, y), cmin(x, y)), (a, b), "maximum", "minimum")
+    for x, y in ((a, b), (a[7], b[7]), (a.reshape(49, 49).T, b.reshape(49, 49).T)):
+        actual = on("pyrt", lambda p, q: (complex_parts(cmax(p, q)), complex_parts(cmin(p, q))),
+                    x, y)
+        expected = on("cpu", lambda p, q: (complex_parts(lax.max(p, q)),
+                                           complex_parts(lax.min(p, q))), x, y)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, actual, expected)
+
+
+@pytest.mark.parametrize("dt", COMPLEX, ids=ids)
+def test_complex_sign_rsqrt_logistic_at_infinity(check, dt):
+    """sign of an infinite (or NaN) z is NaN, as XLA's re / |z|, im / |z| (not NumPy's finite
+    unit value), and 0 where |z| overflows; rsqrt of a value with an infinite part is 0 (NumPy's
+    complex reciprocal gives NaN); logistic with a large negative real part is 0 (XLA:CPU's
+    complex division of 1 by the infinite 1 + exp(-z))."""
+    inf, nan = np.inf, np.nan
+    big, huge = (-1e4, 1.7e308) if dt == C128 else (-200.0, 3.4e38)
+    special = [complex(inf, 1), complex(-inf, 2), complex(1, inf), complex(3, -inf),
+               complex(nan, 1), complex(1, nan), complex(nan, inf), complex(inf, inf),
+               complex(-inf, -inf), complex(-inf, nan), complex(huge, huge)]
+    ordinary = [complex(2, 3), complex(-0.5, 0.25), complex(0, 0), complex(-2, -7.25)]
+    large_negative = [complex(big, 1), complex(big, -3), complex(-huge, 0.5), complex(big, 0)]
+    z = np.array(special + ordinary, dt)
+    w = np.array(large_negative + ordinary, dt)
+    parts = lambda r: (lax.real(r), lax.imag(r))
+    logistic = raw("clogistic", hlo.logistic)
+    f = lambda z, w: (parts(jnp.sign(z)), parts(lax.rsqrt(z)), parts(logistic(w)))
+    assert_emits(f, (z, w), "sign", "rsqrt", "logistic")
+    check(f, z, w, **tol(dt, 4))
+    check(f, z[::-2], w[::-2], **tol(dt, 4))  # non-contiguous
+    check(f, z[0], w[0], **tol(dt, 4))  # 0-d
+
+
+@pytest.mark.parametrize("dt", COMPLEX, ids=ids)
+def test_complex_constants_keep_nan_inf_and_signed_zero_parts(check, dt):
+    """Complex constants are built part by part: re + 1j * im would turn an infinite imaginary
+    part into NaN + inf j, a NaN one into NaN + NaN j, and lose -0.0 real parts."""
+    inf, nan = np.inf, np.nan
+    c = np.array([complex(1, nan), complex(nan, 1), complex(inf, 1), complex(1, inf),
+                  complex(-0.0, inf), complex(-0.0, -0.0), complex(-inf, -inf),
+                  complex(nan, nan), complex(-0.0, 0.0), complex(2.5, -inf)], dt)
+    splat = np.full((3,), complex(-0.0, nan), dt)
+    zero = np.full(c.shape, complex(-0.0, -0.0), dt)  # -0.0 + v == v for every v
+    f = lambda x: (complex_parts(x + c), complex_parts(x[:3] + splat))
+    assert "stablehlo.constant dense<" in emitted(f, zero)
+    check(f, zero, exact=True)
+
+
+def test_convert_complex_to_bool_reads_the_real_part(check_mlir):
+    """complex -> i1 ignores the imaginary part, as the spec says for complex-to-any-other-type
+    conversions (and XLA:CPU, the interpreter and JAX's own lowering do): 0 + 1j -> false."""
+    text = """
+    func.func @main(%a: tensor<8xcomplex<f32>>, %b: tensor<complex<f64>>)
+        -> (tensor<8xi1>, tensor<i1>) {
+      %0 = stablehlo.convert %a : (tensor<8xcomplex<f32>>) -> tensor<8xi1>
+      %1 = stablehlo.convert %b : (tensor<complex<f64>>) -> tensor<i1>
+      return %0, %1 : tensor<8xi1>, tensor<i1>
+    }"""
+    a = np.array([0j, 1j, -0.0 - 1j, 1 + 0j, complex(np.nan, 0), complex(0, np.nan),
+                  complex(-np.inf, 0), complex(1e-30, 1)], np.complex64)
+    out = check_mlir(text, a, np.array(complex(0, 3), np.complex128))
+    assert out[0].tolist() == [False, False, False, True, True, False, True, True]
+
+
+def _pyrt_executable_run(text, *args):
+    """Runs a StableHLO module on pyrt's executor directly (no PJRT, so none of the rewrites
+    jaxlib applies before handing a program to a plugin)."""
+    from jax_pyrt import dtypes as pyrt_dtypes
+    from jax_pyrt.executable import Executable
+    from jaxlib.mlir._mlir_libs import _stablehlo
+    exe = Executable(_stablehlo.serialize_portable_artifact_str(
+        text, _stablehlo.get_current_version()), b"")
+    outs = exe.run([np.ascontiguousarray(x).reshape(-1).view(np.uint8) for x in args])
+    return [np.frombuffer(np.asarray(o).tobytes(), pyrt_dtypes.DTYPE_BY_PJRT_TYPE[code])
+            .reshape(shape) for o, (code, shape) in zip(outs, exe.output_specs)]
+
+
+@pytest.mark.parametrize("dt", COMPLEX, ids=ids)
+def test_complex_log_plus_one_range(dt):
+    """Complex log_plus_one stays finite near the top of the range (no overflow of x^2 + y^2)
+    and near z = -1 (no cancellation of 2x + x^2 + y^2 to -1), and accurate near 0. JAX
+    programs never reach it (jaxlib expands complex log_plus_one for plugins, also in
+    compile_and_load), so pyrt's executor runs the module directly; the oracle is XLA:CPU."""
+    from conftest import run_mlir
+    part = "f64" if dt == C128 else "f32"
+    top = 1e308 if dt == C128 else 3e38
+    z = np.array([complex(top, top), complex(-top, 0.5), complex(0.1, top), 1e30j, -1 + 1e-5j,
+                  -1 + 1e-3j, -1.001 + 1e-4j, -0.999 + 0j, -1.5 + 0j, 1e-3 + 1e-3j,
+                  0.5 + 0.5j, -0.3 + 0.9j, 2 - 7j, complex(np.inf, 1), complex(1, np.nan),
+                  -1e-3 - 2e-3j], dt)
+    n = len(z)
+    text = f"""
+    func.func @main(%z: tensor<{n}xcomplex<{part}>>) -> tensor<{n}xcomplex<{part}>> {{
+      %0 = stablehlo.log_plus_one %z : tensor<{n}xcomplex<{part}>>
+      return %0 : tensor<{n}xcomplex<{part}>>
+    }}"""
+    (actual,) = _pyrt_executable_run(text, z)
+    (expected,) = run_mlir(jax.devices("cpu")[0], text, z)
+    assert np.isfinite(actual[:13]).all()
+    t = tol(dt, 4)["rtol"]
+    for get in (np.real, np.imag):
+        np.testing.assert_allclose(get(actual), get(expected), rtol=t, atol=t, equal_nan=True)

@@ -9,26 +9,34 @@ def _structural(op_):
 
 @op("func.return", "stablehlo.return")
 def return_(op_):
-    """Region and function terminator; becomes a Python `return`."""
+    """Region and function terminator; becomes a Python `return`.
+
+    dtypes: any values (tensors of all element types, tokens, tuples)."""
     return _structural(op_)
 
 
 @op("func.call")
 def call(op_):
-    """Calls a private func.func of the module; compiled once, called as a Python function."""
+    """Calls a private func.func of the module; compiled once, called as a Python function.
+
+    dtypes: any values (tensors of all element types, tokens, tuples)."""
     return _structural(op_)
 
 
 @op("stablehlo.composite")
 def composite(op_):
-    """Spec: composite. Runs its decomposition function (a func.call to `decomposition`)."""
+    """Spec: composite. Runs its decomposition function (a func.call to `decomposition`).
+
+    dtypes: any values (tensors of all element types, tokens, tuples)."""
     return _structural(op_)
 
 
 @op("stablehlo.while")
 def while_(op_):
     """Spec: while. A Python loop over the compiled cond and body regions (which may use values
-    of the enclosing scope); zero iterations return the operands."""
+    of the enclosing scope); zero iterations return the operands.
+
+    dtypes: any values (tensors of all element types, tokens, tuples); the condition gives an i1."""
 
     def kernel(regions, *values):
         cond, body = regions
@@ -41,7 +49,9 @@ def while_(op_):
 
 @op("stablehlo.if")
 def if_(op_):
-    """Spec: if. Runs the true or the false branch region."""
+    """Spec: if. Runs the true or the false branch region.
+
+    dtypes: any values (tensors of all element types, tokens, tuples); i1 predicate."""
 
     def kernel(regions, pred):
         return regions[0]() if pred else regions[1]()
@@ -51,7 +61,9 @@ def if_(op_):
 
 @op("stablehlo.case")
 def case(op_):
-    """Spec: case. An out-of-range index (negative or too large) runs the last branch."""
+    """Spec: case. An out-of-range index (negative or too large) runs the last branch.
+
+    dtypes: any values (tensors of all element types, tokens, tuples); i32 index."""
 
     def kernel(regions, index):
         i = int(index)
@@ -62,5 +74,7 @@ def case(op_):
 
 @op("stablehlo.optimization_barrier")
 def optimization_barrier(op_):
-    """Spec: optimization_barrier. The identity (pyrt does not reorder ops)."""
+    """Spec: optimization_barrier. The identity (pyrt does not reorder ops).
+
+    dtypes: any values (tensors of all element types, tokens, tuples)."""
     return lambda *operands: operands

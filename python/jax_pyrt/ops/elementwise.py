@@ -105,7 +105,9 @@ def _no_bool(op_, dt):
 
 @op("stablehlo.add")
 def add(op_):
-    """Spec: add. Integers wrap around; on i1 it is logical or."""
+    """Spec: add. Integers wrap around; on i1 it is logical or.
+
+    dtypes: all element types."""
     dt = op_.result.dtype
     if dt == BOOL:
         return np.logical_or
@@ -114,7 +116,9 @@ def add(op_):
 
 @op("stablehlo.subtract")
 def subtract(op_):
-    """Spec: subtract. Integers wrap around."""
+    """Spec: subtract. Integers wrap around.
+
+    dtypes: integers, floats, complex (not i1)."""
     dt = op_.result.dtype
     _no_bool(op_, dt)
     return _lift(np.subtract, dt)
@@ -122,7 +126,9 @@ def subtract(op_):
 
 @op("stablehlo.multiply")
 def multiply(op_):
-    """Spec: multiply. Integers wrap around; on i1 it is logical and."""
+    """Spec: multiply. Integers wrap around; on i1 it is logical and.
+
+    dtypes: all element types."""
     dt = op_.result.dtype
     if dt == BOOL:
         return np.logical_and
@@ -228,7 +234,9 @@ def divide(op_):
     """Spec: divide. Integers truncate toward zero; as XLA:CPU, x / 0 is -1 for signed and
     all-ones for unsigned integers, and INT_MIN / -1 is INT_MIN. Floats are IEEE. Complex:
     NumPy's Smith division, and XLA:CPU's C99 corner cases (x / 0, infinities) where that is not
-    finite."""
+    finite.
+
+    dtypes: integers, floats, complex (not i1)."""
     dt = op_.result.dtype
     _no_bool(op_, dt)
     if dtypes.is_integer(dt):
@@ -242,7 +250,9 @@ def divide(op_):
 @op("stablehlo.remainder")
 def remainder(op_):
     """Spec: remainder. Sign of the dividend (C fmod); as XLA:CPU, integer x % 0 is x and
-    INT_MIN % -1 is 0; float x % 0 is NaN."""
+    INT_MIN % -1 is 0; float x % 0 is NaN.
+
+    dtypes: integers, floats (not i1 or complex)."""
     dt = op_.result.dtype
     _no_bool(op_, dt)
     if dtypes.is_integer(dt):
@@ -303,7 +313,9 @@ def power(op_):
     sign bit set (read as signed, also for 8-bit and wider unsigned types) gives 1 for base 1,
     (-1)**e for base -1 (all ones) and 0 otherwise.
     Floats: np.power (narrow floats in float32); complex: XLA:CPU's polar formula and special
-    cases (0**y, x**0, 1**y, inf**c)."""
+    cases (0**y, x**0, 1**y, inf**c).
+
+    dtypes: integers, floats, complex (not i1)."""
     dt = op_.result.dtype
     _no_bool(op_, dt)
     if dtypes.is_integer(dt):
@@ -408,7 +420,9 @@ def _complex_atan2(y, x):
 
 @op("stablehlo.atan2")
 def atan2(op_):
-    """Spec: atan2. Floats: np.arctan2 (narrow floats in float32); complex: the spec's formula."""
+    """Spec: atan2. Floats: np.arctan2 (narrow floats in float32); complex: the spec's formula.
+
+    dtypes: floats, complex."""
     dt = op_.result.dtype
     if dtypes.is_complex(dt):
         return _complex_atan2
@@ -427,25 +441,33 @@ def _bitwise(op_, ufunc):
 
 @op("stablehlo.and")
 def and_(op_):
-    """Spec: and. Bitwise on integers, logical on i1."""
+    """Spec: and. Bitwise on integers, logical on i1.
+
+    dtypes: integers, i1."""
     return _bitwise(op_, np.bitwise_and)
 
 
 @op("stablehlo.or")
 def or_(op_):
-    """Spec: or. Bitwise on integers, logical on i1."""
+    """Spec: or. Bitwise on integers, logical on i1.
+
+    dtypes: integers, i1."""
     return _bitwise(op_, np.bitwise_or)
 
 
 @op("stablehlo.xor")
 def xor(op_):
-    """Spec: xor. Bitwise on integers, logical on i1."""
+    """Spec: xor. Bitwise on integers, logical on i1.
+
+    dtypes: integers, i1."""
     return _bitwise(op_, np.bitwise_xor)
 
 
 @op("stablehlo.not")
 def not_(op_):
-    """Spec: not. Bitwise on integers, logical on i1."""
+    """Spec: not. Bitwise on integers, logical on i1.
+
+    dtypes: integers, i1."""
     return _bitwise(op_, np.invert)
 
 
@@ -500,21 +522,27 @@ def _shift(op_, kind):
 
 @op("stablehlo.shift_left")
 def shift_left(op_):
-    """Spec: shift_left. Amounts outside [0, bits) give 0."""
+    """Spec: shift_left. Amounts outside [0, bits) give 0.
+
+    dtypes: integers."""
     return _shift(op_, "left")
 
 
 @op("stablehlo.shift_right_arithmetic")
 def shift_right_arithmetic(op_):
     """Spec: shift_right_arithmetic. Amounts outside [0, bits) give the sign fill (0 or -1);
-    unsigned operands are shifted as their signed bit pattern."""
+    unsigned operands are shifted as their signed bit pattern.
+
+    dtypes: integers."""
     return _shift(op_, "arithmetic")
 
 
 @op("stablehlo.shift_right_logical")
 def shift_right_logical(op_):
     """Spec: shift_right_logical. Amounts outside [0, bits) give 0; signed operands are shifted
-    as their unsigned bit pattern."""
+    as their unsigned bit pattern.
+
+    dtypes: integers."""
     return _shift(op_, "logical")
 
 
@@ -533,7 +561,9 @@ def _unsigned_bits(dt):
 def popcnt(op_):
     """Spec: popcnt. Counts the set bits of the two's complement pattern at the type's width
     (XLA:CPU counts the sign-extended 8-bit pattern of a negative int4 instead; pyrt follows the
-    spec)."""
+    spec).
+
+    dtypes: integers."""
     dt = op_.result.dtype
     if not dtypes.is_integer(dt):
         raise op_.unsupported(f"{dt} operands")
@@ -546,7 +576,9 @@ def popcnt(op_):
 @op("stablehlo.count_leading_zeros")
 def count_leading_zeros(op_):
     """Spec: count_leading_zeros. The bit width minus the bit length, from frexp of the
-    pattern as float64 (two 32-bit halves for 64-bit types); 0 gives the bit width."""
+    pattern as float64 (two 32-bit halves for 64-bit types); 0 gives the bit width.
+
+    dtypes: integers."""
     dt = op_.result.dtype
     if not dtypes.is_integer(dt):
         raise op_.unsupported(f"{dt} operands")
@@ -573,7 +605,9 @@ def count_leading_zeros(op_):
 
 @op("stablehlo.negate")
 def negate(op_):
-    """Spec: negate. Integers wrap (INT_MIN stays INT_MIN, unsigned is 2**n - x)."""
+    """Spec: negate. Integers wrap (INT_MIN stays INT_MIN, unsigned is 2**n - x).
+
+    dtypes: all element types (i1: the identity)."""
     dt = op_.result.dtype
     if dt == BOOL:  # 1-bit two's complement: -x == x
         return lambda x: x
@@ -582,7 +616,9 @@ def negate(op_):
 
 @op("stablehlo.abs")
 def abs_(op_):
-    """Spec: abs. INT_MIN stays INT_MIN; complex gives the real modulus."""
+    """Spec: abs. INT_MIN stays INT_MIN; complex gives the real modulus.
+
+    dtypes: integers, floats, complex (not i1)."""
     dt = _operand(op_)
     _no_bool(op_, dt)
     if dtypes.is_complex(dt):
@@ -642,19 +678,25 @@ def _real_only(op_, fn, exact):
 
 @op("stablehlo.ceil")
 def ceil(op_):
-    """Spec: ceil."""
+    """Spec: ceil.
+
+    dtypes: floats."""
     return _real_only(op_, np.ceil, True)
 
 
 @op("stablehlo.floor")
 def floor(op_):
-    """Spec: floor."""
+    """Spec: floor.
+
+    dtypes: floats."""
     return _real_only(op_, np.floor, True)
 
 
 @op("stablehlo.round_nearest_even")
 def round_nearest_even(op_):
-    """Spec: round_nearest_even. np.rint (ties to even)."""
+    """Spec: round_nearest_even. np.rint (ties to even).
+
+    dtypes: floats."""
     return _real_only(op_, np.rint, True)
 
 
@@ -669,7 +711,9 @@ def _round_afz(x):
 
 @op("stablehlo.round_nearest_afz")
 def round_nearest_afz(op_):
-    """Spec: round_nearest_afz. Ties away from zero, via trunc and the exact fraction."""
+    """Spec: round_nearest_afz. Ties away from zero, via trunc and the exact fraction.
+
+    dtypes: floats."""
     dt = op_.result.dtype
     if not dtypes.is_float(dt):
         raise op_.unsupported(f"{dt} operands")
@@ -679,7 +723,9 @@ def round_nearest_afz(op_):
 
 @op("stablehlo.sqrt")
 def sqrt(op_):
-    """Spec: sqrt."""
+    """Spec: sqrt.
+
+    dtypes: floats, complex."""
     return _float_only(op_, np.sqrt, dtypes.is_float(op_.result.dtype))
 
 
@@ -688,20 +734,17 @@ def _rsqrt(x):
 
 
 def _complex_rsqrt(z):
-    # 1 / sqrt(z); NumPy's complex reciprocal of an infinite sqrt gives NaN + NaN j, XLA:CPU and
-    # the interpreter 0 (with the sign of the conjugate: -0.0 imaginary part for Im z = +inf).
-    r = np.asarray(np.reciprocal(np.sqrt(z)))
-    z = np.asarray(z)
-    infinite = np.isinf(z.real) | np.isinf(z.imag)
-    if infinite.any():
-        zero = np.zeros((), z.real.dtype)
-        r[infinite] = _complex(zero, np.copysign(zero, -z.imag[infinite]), r.dtype)
-    return r
+    # 1 / sqrt(z) with XLA:CPU's complex division: NumPy's reciprocal gives NaN + NaN j for an
+    # infinite sqrt (XLA:CPU and the interpreter: 0, with the conjugate's signs) and for 0
+    # (XLA:CPU: inf + NaN j).
+    s = np.sqrt(np.asarray(z))
+    return _complex_divide(np.ones((), s.dtype), s)
 
 
 @op("stablehlo.rsqrt")
 def rsqrt(op_):
-    """Spec: rsqrt. 1 / sqrt(x). Complex: 0 for values with an infinite part (as XLA:CPU).
+    """Spec: rsqrt. 1 / sqrt(x). Complex: 1 / sqrt(z) with XLA:CPU's complex division (0 for a
+    value with an infinite part, inf for 0).
 
     dtypes: floats, complex."""
     if dtypes.is_complex(op_.result.dtype):
@@ -711,13 +754,17 @@ def rsqrt(op_):
 
 @op("stablehlo.cbrt")
 def cbrt(op_):
-    """Spec: cbrt. Real cube root (negative for negative x)."""
+    """Spec: cbrt. Real cube root (negative for negative x).
+
+    dtypes: floats (complex is not supported)."""
     return _real_only(op_, np.cbrt, False)
 
 
 @op("stablehlo.exponential")
 def exponential(op_):
-    """Spec: exponential."""
+    """Spec: exponential.
+
+    dtypes: floats, complex."""
     return _float_only(op_, np.exp, False)
 
 
@@ -751,7 +798,9 @@ def _complex_log1p(z):
 
 @op("stablehlo.exponential_minus_one")
 def exponential_minus_one(op_):
-    """Spec: exponential_minus_one. Complex: expm1(x)cos(y) - 2sin^2(y/2) + i e^x sin(y)."""
+    """Spec: exponential_minus_one. Complex: expm1(x)cos(y) - 2sin^2(y/2) + i e^x sin(y).
+
+    dtypes: floats, complex."""
     dt = op_.result.dtype
     if dtypes.is_complex(dt):
         return _complex_expm1
@@ -760,7 +809,9 @@ def exponential_minus_one(op_):
 
 @op("stablehlo.log")
 def log(op_):
-    """Spec: log."""
+    """Spec: log.
+
+    dtypes: floats, complex."""
     return _float_only(op_, np.log, False)
 
 
@@ -804,31 +855,41 @@ def logistic(op_):
 
 @op("stablehlo.sine")
 def sine(op_):
-    """Spec: sine."""
+    """Spec: sine.
+
+    dtypes: floats, complex."""
     return _float_only(op_, np.sin, False)
 
 
 @op("stablehlo.cosine")
 def cosine(op_):
-    """Spec: cosine."""
+    """Spec: cosine.
+
+    dtypes: floats, complex."""
     return _float_only(op_, np.cos, False)
 
 
 @op("stablehlo.tan")
 def tan(op_):
-    """Spec: tan."""
+    """Spec: tan.
+
+    dtypes: floats, complex."""
     return _float_only(op_, np.tan, False)
 
 
 @op("stablehlo.tanh")
 def tanh(op_):
-    """Spec: tanh."""
+    """Spec: tanh.
+
+    dtypes: floats, complex."""
     return _float_only(op_, np.tanh, False)
 
 
 @op("stablehlo.is_finite")
 def is_finite(op_):
-    """Spec: is_finite. False for +-inf and NaN."""
+    """Spec: is_finite. False for +-inf and NaN.
+
+    dtypes: floats (result i1)."""
     dt = _operand(op_)
     if not dtypes.is_float(dt):
         raise op_.unsupported(f"{dt} operands")
@@ -840,14 +901,18 @@ def is_finite(op_):
 
 @op("stablehlo.complex")
 def complex_(op_):
-    """Spec: complex. Builds real and imaginary parts directly (no inf * 1j = NaN)."""
+    """Spec: complex. Builds real and imaginary parts directly (no inf * 1j = NaN).
+
+    dtypes: f32 or f64 parts, giving complex<f32> or complex<f64>."""
     dt = op_.result.dtype
     return lambda re, im: _complex(re, im, dt)
 
 
 @op("stablehlo.real")
 def real(op_):
-    """Spec: real. A view of the real part; the identity on real operands."""
+    """Spec: real. A view of the real part; the identity on real operands.
+
+    dtypes: floats, complex (complex gives its part type)."""
     if dtypes.is_complex(_operand(op_)):
         return np.real
     return lambda x: x
@@ -855,7 +920,9 @@ def real(op_):
 
 @op("stablehlo.imag")
 def imag(op_):
-    """Spec: imag. A view of the imaginary part; zeros for real operands."""
+    """Spec: imag. A view of the imaginary part; zeros for real operands.
+
+    dtypes: floats, complex (complex gives its part type)."""
     if dtypes.is_complex(_operand(op_)):
         return np.imag
     out = op_.result
@@ -897,7 +964,9 @@ def _total_order_key(dt):
 def compare(op_):
     """Spec: compare. FLOAT is IEEE (NaN compares unordered: only NE is true); TOTALORDER orders
     floats -NaN < -inf < ... < -0.0 < +0.0 < ... < +inf < +NaN by bit pattern, as XLA;
-    SIGNED/UNSIGNED follow the element type; i1 compares false < true."""
+    SIGNED/UNSIGNED follow the element type; i1 compares false < true.
+
+    dtypes: all element types (complex: EQ and NE only); result i1."""
     direction = op_.enum("comparison_direction")
     ufunc = _COMPARE.get(direction)
     if ufunc is None:
@@ -914,7 +983,9 @@ def compare(op_):
 
 @op("stablehlo.select")
 def select(op_):
-    """Spec: select. np.where; a scalar predicate picks a whole operand (no copy)."""
+    """Spec: select. np.where; a scalar predicate picks a whole operand (no copy).
+
+    dtypes: all element types (i1 predicate)."""
     if op_.operand_types[0].rank == 0 and op_.result.rank > 0:
         return lambda pred, on_true, on_false: on_true if pred else on_false
     return np.where
@@ -923,7 +994,9 @@ def select(op_):
 @op("stablehlo.clamp")
 def clamp(op_):
     """Spec: clamp. min(max(operand, min), max) with maximum/minimum's semantics (NaN in any
-    operand propagates, -0.0 < +0.0); min and max may be scalars."""
+    operand propagates, -0.0 < +0.0); min and max may be scalars.
+
+    dtypes: all element types."""
     dt = op_.result.dtype
     if dtypes.is_float(dt):
         compute = _compute_dtype(dt)
@@ -1020,7 +1093,10 @@ def _bit_width(dt):
 @op("stablehlo.bitcast_convert")
 def bitcast_convert(op_):
     """Spec: bitcast_convert. A NumPy view (little-endian, as XLA:CPU); width-changing forms add
-    or drop a minor dimension (e.g. f32[n] <-> i8[n, 4])."""
+    or drop a minor dimension (e.g. f32[n] <-> i8[n, 4]).
+
+    dtypes: all element types but i1, between types of one bit width or with a minor dimension
+    for the width ratio (no sub-byte packing)."""
     src, dst = _operand(op_), op_.result.dtype
     shape = op_.result.shape
     src_bits, dst_bits = _bit_width(src), _bit_width(dst)
@@ -1084,7 +1160,9 @@ def _narrow_work_type(dt):
 def reduce_precision(op_):
     """Spec: reduce_precision. XLA's bit algorithm: mantissa rounded to nearest even, exponent
     overflow -> +-inf, underflow (denormals too) -> +-0, NaN kept as is. Works on the bits of
-    f16/bf16/f32/f64; f8/f4 go through float16 (or float32 for wide exponents), as XLA:CPU."""
+    f16/bf16/f32/f64; f8/f4 go through float16 (or float32 for wide exponents), as XLA:CPU.
+
+    dtypes: floats."""
     dt = op_.result.dtype
     if not dtypes.is_float(dt):
         raise op_.unsupported(f"{dt} operands")

@@ -76,7 +76,10 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
 def dot_general(op_):
     """Spec: dot_general. One batched np.matmul over (batch, free, contracting) layouts; narrow
     floats accumulate in float32 and round once; integers wrap (small ones go through exact
-    floating-point BLAS); bool is or-of-and; preferred element types are honoured."""
+    floating-point BLAS); bool is or-of-and; preferred element types are honoured.
+
+    dtypes: all element types (i1, integers, floats, complex), operands and result of one type
+    or mixed (e.g. i8 x i8 -> i32, bf16 x bf16 -> f32)."""
     dims = stablehlo.DotDimensionNumbers(op_.attr("dot_dimension_numbers"))
     lhs, rhs = op_.operand_types
     return matmul_kernel(dims.lhs_batching_dimensions, dims.lhs_contracting_dimensions,
@@ -86,7 +89,9 @@ def dot_general(op_):
 
 @op("stablehlo.dot")
 def dot(op_):
-    """Spec: dot (deprecated form): vector/matrix products contracting lhs's last dimension."""
+    """Spec: dot (deprecated form): vector/matrix products contracting lhs's last dimension.
+
+    dtypes: as dot_general."""
     lhs, rhs = op_.operand_types
     return matmul_kernel((), (lhs.rank - 1,), (), (0,), lhs, rhs, op_.result)
 

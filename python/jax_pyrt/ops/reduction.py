@@ -163,6 +163,9 @@ def signed_zero_fix(name, dtype):
         return None
     is_max = name == "stablehlo.maximum"
     right_zero = np.array(0.0 if is_max else -0.0, dtype)
+    # The winning zero's bit pattern: one integer comparison pass finds it (any strides).
+    bits = np.dtype(f"i{dtype.itemsize}")
+    winner_bits = right_zero.view(bits)[()]
 
     def fix(result, x, init, dims):
         zero = result == 0
@@ -172,9 +175,7 @@ def signed_zero_fix(name, dtype):
         suspect = zero & (np.signbit(result) if is_max else ~np.signbit(result))
         if not suspect.any():
             return result
-        winner = x == 0
-        winner &= ~np.signbit(x) if is_max else np.signbit(x)
-        present = np.logical_or.reduce(winner, axis=dims)
+        present = np.any(x.view(bits) == winner_bits, axis=dims)
         init_wins = bool(init == 0) and bool(np.signbit(init)) != is_max
         if init_wins:
             present = np.ones_like(present)
@@ -295,11 +296,18 @@ def _tree_kernel(n, dims, operand_shape, out_types):
 @op("stablehlo.reduce")
 def reduce(op_):
     """Spec: reduce. Any number of operands and any body. Bodies that are one add, multiply,
-    maximum, minimum, and, or or xor become a NumPy ufunc reduction (max/min propagate NaN; narrow
-    floats accumulate in float32 and round once; integers wrap); JAX's argmax/argmin comparator
-    over an iota becomes np.argmax/np.argmin; other bodies run vectorised as a
-    pairwise tree over the reduced axes. Empty reduced dimensions give the init value; no reduced
-    dimensions give the operands unchanged (as XLA does)."""
+    maximum, minimum, and, or or xor become a NumPy ufunc reduction (max/min propagate NaN and
+    order -0.0 < +0.0, fixed up only where a result is a zero; narrow floats accumulate in
+    float32 and round once; integers wrap); complex max/min (not NaN-propagating, not
+    associative with NaN parts) follow the interpreter's schedule exactly: init, then the
+    reduced elements in row-major order; JAX's argmax/argmin comparator over an iota becomes
+    np.argmax/np.argmin; other bodies run vectorised as a pairwise tree over the reduced axes.
+    Empty reduced dimensions give the init value; no reduced dimensions give the operands
+    unchanged (as XLA does).
+
+    dtypes: all element types, any body (fast paths: add, multiply, maximum, minimum on every
+    type, and, or, xor on integers and i1; argmax/argmin on any value type with integer
+    indices)."""
     n = len(op_.result_types)
     dims = tuple(sorted(op_.ints("dimensions")))
     operand_shape = op_.operand_types[0].shape

@@ -7,7 +7,9 @@ from . import Constant, op
 
 @op("stablehlo.constant")
 def constant(op_):
-    """Spec: constant. Read once at compile time; bound into the program, no call at run time."""
+    """Spec: constant. Read once at compile time; bound into the program, no call at run time.
+
+    dtypes: all element types."""
     t = op_.result
     value = op_.dense("value", t.dtype, t.shape)
     value.setflags(write=False)
@@ -16,7 +18,9 @@ def constant(op_):
 
 @op("stablehlo.iota")
 def iota(op_):
-    """Spec: iota. Computed once at compile time."""
+    """Spec: iota. Computed once at compile time.
+
+    dtypes: integers, floats, complex."""
     t = op_.result
     dim = op_.int("iota_dimension")
     shape = [1] * t.rank
@@ -33,7 +37,9 @@ def _identity(x):
 
 @op("stablehlo.broadcast_in_dim")
 def broadcast_in_dim(op_):
-    """Spec: broadcast_in_dim. A read-only broadcast view (no copy)."""
+    """Spec: broadcast_in_dim. A read-only broadcast view (no copy).
+
+    dtypes: all element types."""
     out = op_.result
     dims = op_.ints("broadcast_dimensions")
     operand = op_.operand_types[0]
@@ -56,7 +62,9 @@ def broadcast_in_dim(op_):
 
 @op("stablehlo.reshape")
 def reshape(op_):
-    """Spec: reshape (row-major)."""
+    """Spec: reshape (row-major).
+
+    dtypes: all element types."""
     shape = op_.result.shape
     if op_.operand_types[0].shape == shape:
         return _identity
@@ -65,7 +73,9 @@ def reshape(op_):
 
 @op("stablehlo.transpose")
 def transpose(op_):
-    """Spec: transpose. A view; copies happen only where a kernel needs contiguity."""
+    """Spec: transpose. A view; copies happen only where a kernel needs contiguity.
+
+    dtypes: all element types."""
     perm = op_.ints("permutation")
     if list(perm) == sorted(perm):
         return _identity
@@ -74,7 +84,9 @@ def transpose(op_):
 
 @op("stablehlo.slice")
 def slice_(op_):
-    """Spec: slice. A strided view (no copy)."""
+    """Spec: slice. A strided view (no copy).
+
+    dtypes: all element types."""
     index = tuple(slice(s, l, st) for s, l, st in
                   zip(op_.ints("start_indices"), op_.ints("limit_indices"), op_.ints("strides")))
     return lambda x: x[index]
@@ -92,7 +104,9 @@ def _clamped_starts(operand_shape, sizes):
 
 @op("stablehlo.dynamic_slice")
 def dynamic_slice(op_):
-    """Spec: dynamic_slice. Start indices are clamped so the slice fits; a view (no copy)."""
+    """Spec: dynamic_slice. Start indices are clamped so the slice fits; a view (no copy).
+
+    dtypes: all element types (integer start indices)."""
     sizes = op_.ints("slice_sizes")
     starts = _clamped_starts(op_.operand_types[0].shape, sizes)
 
@@ -105,7 +119,9 @@ def dynamic_slice(op_):
 @op("stablehlo.dynamic_update_slice")
 def dynamic_update_slice(op_):
     """Spec: dynamic_update_slice. Start indices are clamped so the update fits; writes into a new
-    copy of the operand, never into the operand itself."""
+    copy of the operand, never into the operand itself.
+
+    dtypes: all element types (integer start indices)."""
     sizes = op_.operand_types[1].shape
     starts = _clamped_starts(op_.operand_types[0].shape, sizes)
     dtype = op_.result.dtype
@@ -120,7 +136,9 @@ def dynamic_update_slice(op_):
 
 @op("stablehlo.concatenate")
 def concatenate(op_):
-    """Spec: concatenate."""
+    """Spec: concatenate.
+
+    dtypes: all element types."""
     dim = op_.int("dimension")
     dtype = op_.result.dtype
     return lambda *xs: np.concatenate(xs, axis=dim, dtype=dtype)
@@ -130,7 +148,9 @@ def concatenate(op_):
 def pad(op_):
     """Spec: pad. Negative low/high padding crops; interior padding spreads the operand out. The
     result is filled with the padding value and the kept operand elements are written in with
-    one strided assignment."""
+    one strided assignment.
+
+    dtypes: all element types."""
     out = op_.result
     operand = op_.operand_types[0]
     low = op_.ints("edge_padding_low")  # high padding follows from the result shape
@@ -160,19 +180,25 @@ def pad(op_):
 
 @op("stablehlo.reverse")
 def reverse(op_):
-    """Spec: reverse. A view (no copy)."""
+    """Spec: reverse. A view (no copy).
+
+    dtypes: all element types."""
     dims = op_.ints("dimensions")
     return lambda x: np.flip(x, axis=dims) if dims else x
 
 
 @op("stablehlo.tuple")
 def tuple_(op_):
-    """Spec: tuple. A Python tuple of the operands."""
+    """Spec: tuple. A Python tuple of the operands.
+
+    dtypes: any values (tensors of all element types, tokens, tuples)."""
     return lambda *xs: xs
 
 
 @op("stablehlo.get_tuple_element")
 def get_tuple_element(op_):
-    """Spec: get_tuple_element."""
+    """Spec: get_tuple_element.
+
+    dtypes: any values (tensors of all element types, tokens, tuples)."""
     index = op_.int("index")
     return lambda t: t[index]

@@ -510,7 +510,10 @@ def reduce_window(op_):
     cumulative windows (cumsum/cumprod/cummax/cummin) as one ufunc.accumulate. bf16/f8 sums and
     products of small windows round after every step in row-major window order, as XLA:CPU;
     other narrow floats accumulate in float32 and round once; wider float sums may differ from
-    XLA:CPU's order by ulps. max/min propagate NaN and order -0.0 < +0.0 as XLA:CPU. Other
+    XLA:CPU's order by ulps. max/min propagate NaN and order -0.0 < +0.0 as XLA:CPU; complex
+    max/min (lexicographic, NaN parts do not propagate) run through the body like other bodies,
+    so NaN parts follow the row-major order of small windows exactly (large windows combine by
+    doubling: their order with NaN parts is the implementation's choice). Other
     bodies run on whole arrays (elementwise ops only): small windows fold the init value then
     each element in row-major order, as XLA:CPU; large ones by doubling (assumes associativity,
     as the spec allows)."""
