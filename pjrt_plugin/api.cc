@@ -613,6 +613,29 @@ PJRT_Error* Executable_GetCostAnalysis(PJRT_Executable_GetCostAnalysis_Args* arg
   return nullptr;
 }
 
+PJRT_Error* Executable_GetCompiledMemoryStats(PJRT_Executable_GetCompiledMemoryStats_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, total_size_in_bytes);
+  constexpr size_t kKnown = PYRT_SIZE_THROUGH(PJRT_Executable_GetCompiledMemoryStats_Args,
+                                              total_size_in_bytes);
+  if (args->struct_size > kKnown) {  // newer fields we do not know: zero
+    std::memset(reinterpret_cast<char*>(args) + kKnown, 0, args->struct_size - kKnown);
+  }
+  // The sizes the runtime computed at compile time (jax_pyrt.analysis.memory_sizes); device
+  // memory is host memory, and NumPy temporaries are not counted as device temp memory.
+  args->generated_code_size_in_bytes = program.code_size_in_bytes;
+  args->argument_size_in_bytes = program.argument_size_in_bytes;
+  args->output_size_in_bytes = program.output_size_in_bytes;
+  args->alias_size_in_bytes = program.alias_size_in_bytes;
+  args->temp_size_in_bytes = program.temp_size_in_bytes;
+  args->host_generated_code_size_in_bytes = args->host_argument_size_in_bytes = 0;
+  args->host_output_size_in_bytes = args->host_alias_size_in_bytes = 0;
+  args->host_temp_size_in_bytes = 0;
+  args->total_size_in_bytes = program.argument_size_in_bytes + program.output_size_in_bytes -
+                              program.alias_size_in_bytes + program.temp_size_in_bytes;
+  args->peak_memory_in_bytes = args->total_size_in_bytes;
+  return nullptr;
+}
+
 PJRT_Error* Executable_OutputMemoryKinds(PJRT_Executable_OutputMemoryKinds_Args* args) {
   PYRT_ARGS(args, memory_kind_sizes);
   PYRT_NOT_NULL(args->executable);

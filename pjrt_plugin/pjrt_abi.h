@@ -579,6 +579,25 @@ typedef struct {
   const PJRT_NamedValue* properties;  // out, lives as long as `executable`
 } PJRT_Executable_GetCostAnalysis_Args;
 
+// The 0.105 layout (120 bytes); 0.112 appends three int64 fields (144 bytes) whose names are not
+// public: we zero them.
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Executable* executable;
+  int64_t generated_code_size_in_bytes;       // out
+  int64_t argument_size_in_bytes;             // out
+  int64_t output_size_in_bytes;               // out
+  int64_t alias_size_in_bytes;                // out
+  int64_t temp_size_in_bytes;                 // out
+  int64_t host_generated_code_size_in_bytes;  // out
+  int64_t host_argument_size_in_bytes;        // out
+  int64_t host_output_size_in_bytes;          // out
+  int64_t host_alias_size_in_bytes;           // out
+  int64_t host_temp_size_in_bytes;            // out
+  int64_t peak_memory_in_bytes;               // out
+  int64_t total_size_in_bytes;                // out
+} PJRT_Executable_GetCompiledMemoryStats_Args;
+
 typedef struct {
   PJRT_ARGS_HEADER;
   PJRT_Executable* executable;

@@ -3,6 +3,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <algorithm>
 #include <mutex>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -121,12 +122,14 @@ PyObject* BridgeModule(Status* status) {
 
 struct StorageView {
   PyObject_HEAD std::shared_ptr<Storage>* storage;
+  bool writable;  // only for donated inputs
 };
 
 int StorageViewGetBuffer(PyObject* self, Py_buffer* view, int flags) {
   auto* s = reinterpret_cast<StorageView*>(self);
   return PyBuffer_FillInfo(view, self, (*s->storage)->data(),
-                           static_cast<Py_ssize_t>((*s->storage)->size()), /*readonly=*/1, flags);
+                           static_cast<Py_ssize_t>((*s->storage)->size()), s->writable ? 0 : 1,
+                           flags);
 }
 
 void StorageViewDealloc(PyObject* self) {
@@ -153,12 +156,13 @@ PyObject* StorageViewType() {
   return type;
 }
 
-PyObject* NewStorageView(const std::shared_ptr<Storage>& storage) {
+PyObject* NewStorageView(const std::shared_ptr<Storage>& storage, bool writable = false) {
   PyObject* type = StorageViewType();
   if (type == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
   if (obj == nullptr) return nullptr;
   reinterpret_cast<StorageView*>(obj)->storage = new std::shared_ptr<Storage>(storage);
+  reinterpret_cast<StorageView*>(obj)->writable = writable;
   return obj;
 }
 
@@ -257,6 +261,23 @@ bool GetCosts(PyObject* obj, std::vector<std::pair<std::string, double>>* out) {
   return true;
 }
 
+bool GetAliases(PyObject* obj, std::vector<std::pair<int64_t, int64_t>>* out) {
+  Ref v(PyObject_GetAttrString(obj, "input_output_aliases"));
+  if (!v) return false;
+  Ref fast(PySequence_Fast(v.get(), "input_output_aliases must be a sequence of pairs"));
+  if (!fast) return false;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast.get()); ++i) {
+    std::vector<int64_t> pair;
+    if (!GetIntList(PySequence_Fast_GET_ITEM(fast.get(), i), &pair)) return false;
+    if (pair.size() != 2) {
+      PyErr_SetString(PyExc_ValueError, "input_output_aliases entries must be pairs");
+      return false;
+    }
+    out->emplace_back(pair[0], pair[1]);
+  }
+  return true;
+}
+
 // Copies everything C++ needs out of a jax_pyrt Executable. GIL held.
 Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
   auto p = std::make_shared<Program>();
@@ -274,7 +295,18 @@ Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
             GetSpecs(exe, "input_specs", &p->inputs) && GetSpecs(exe, "output_specs", &p->outputs) &&
             GetStringList(exe, "output_memory_kinds", &p->output_memory_kinds) &&
             GetStringList(exe, "input_memory_kinds", &p->input_memory_kinds) &&
-            GetCosts(exe, &p->cost_analysis);
+            GetCosts(exe, &p->cost_analysis) && GetAliases(exe, &p->input_output_aliases) &&
+            GetInt(exe, "argument_size_in_bytes", &p->argument_size_in_bytes) &&
+            GetInt(exe, "output_size_in_bytes", &p->output_size_in_bytes) &&
+            GetInt(exe, "alias_size_in_bytes", &p->alias_size_in_bytes) &&
+            GetInt(exe, "temp_size_in_bytes", &p->temp_size_in_bytes);
+  for (const auto& [in, out] : p->input_output_aliases) {
+    if (ok && (in < 0 || out < 0 || static_cast<size_t>(in) >= p->inputs.size() ||
+               static_cast<size_t>(out) >= p->outputs.size())) {
+      PyErr_SetString(PyExc_ValueError, "input_output_aliases names a missing input or output");
+      ok = false;
+    }
+  }
   if (!ok) return FetchError("reading compiled program metadata");
   p->device_ids.assign(device_ids.begin(), device_ids.end());
   p->run_inline = run_inline != 0;
@@ -374,7 +406,8 @@ Status Serialize(const Program& program, std::string* serialized) {
 }
 
 Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& inputs,
-           DeviceStats* stats, std::vector<std::shared_ptr<Storage>>* outputs) {
+           const std::vector<int64_t>& donated, DeviceStats* stats,
+           std::vector<std::shared_ptr<Storage>>* outputs) {
   if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
   IeeeFloats ieee;
   Gil gil;
@@ -382,12 +415,26 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
   Ref views(PyList_New(static_cast<Py_ssize_t>(inputs.size())));
   if (!views) return FetchError("execute");
   for (size_t i = 0; i < inputs.size(); ++i) {
-    PyObject* view = NewStorageView(inputs[i]);
+    bool writable = std::find(donated.begin(), donated.end(), static_cast<int64_t>(i)) !=
+                    donated.end();
+    PyObject* view = NewStorageView(inputs[i], writable);
     if (view == nullptr) return FetchError("execute");
     PyList_SET_ITEM(views.get(), i, view);  // steals
   }
-  Ref results(PyObject_CallMethod(program.handle, "run", "(O)", views.get()));
-  if (!results) return FetchError("execute");
+  Ref donated_list(PyList_New(static_cast<Py_ssize_t>(donated.size())));
+  if (!donated_list) return FetchError("execute");
+  for (size_t i = 0; i < donated.size(); ++i) {
+    PyList_SET_ITEM(donated_list.get(), i, PyLong_FromLongLong(donated[i]));
+  }
+  // execute() returns (outputs, fresh): fresh[i] says output i may be donated later.
+  Ref pair(PyObject_CallMethod(program.handle, "execute", "(OO)", views.get(), donated_list.get()));
+  if (!pair) return FetchError("execute");
+  if (!PyTuple_Check(pair.get()) || PyTuple_GET_SIZE(pair.get()) != 2) {
+    return Internal("pyrt runtime: execute() must return (outputs, fresh)");
+  }
+  Ref results(Py_NewRef(PyTuple_GET_ITEM(pair.get(), 0)));
+  std::vector<int64_t> fresh;
+  if (!GetIntList(PyTuple_GET_ITEM(pair.get(), 1), &fresh)) return FetchError("execute");
   // `run` returns flat, C-contiguous uint8 arrays, one per output.
   Ref fast(PySequence_Fast(results.get(), "run() must return a sequence"));
   if (!fast) return FetchError("execute");
@@ -425,6 +472,7 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
     outputs->push_back(Storage::Borrow(data, size, stats, [array] {
       DecRef(array);
     }));
+    outputs->back()->set_writable(static_cast<size_t>(i) < fresh.size() && fresh[i] != 0);
   }
   return Status::Ok();
 }

@@ -45,6 +45,11 @@ struct Program {
   std::vector<std::string> output_memory_kinds;
   std::vector<std::string> input_memory_kinds;
   std::vector<std::pair<std::string, double>> cost_analysis;
+  // Donation: (input index, output index) pairs whose output may reuse the input's storage.
+  std::vector<std::pair<int64_t, int64_t>> input_output_aliases;
+  // PJRT_Executable_GetCompiledMemoryStats, computed by the runtime at compile time.
+  int64_t argument_size_in_bytes = 0, output_size_in_bytes = 0, alias_size_in_bytes = 0,
+          temp_size_in_bytes = 0;
   int64_t code_size_in_bytes = 0;
   bool run_inline = false;  // cheap enough to run on the caller's thread (see runtime.cc)
 };
@@ -58,9 +63,12 @@ Status Deserialize(const std::string& serialized, const std::string& override_op
 Status Serialize(const Program& program, std::string* serialized);
 
 // Runs `program` on views of `inputs`. Each output is a NumPy array that becomes the storage of
-// an output buffer without a copy; it is accounted to `stats`.
+// an output buffer without a copy; it is accounted to `stats`. `donated` lists the inputs the
+// program may write into (their views are writable); an output the runtime wrote into such an
+// input shares its Storage.
 Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& inputs,
-           DeviceStats* stats, std::vector<std::shared_ptr<Storage>>* outputs);
+           const std::vector<int64_t>& donated, DeviceStats* stats,
+           std::vector<std::shared_ptr<Storage>>* outputs);
 
 // False once the interpreter is finalizing: then Python objects are leaked, not touched.
 bool PythonAlive();

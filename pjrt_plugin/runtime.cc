@@ -335,6 +335,42 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     inputs.push_back(std::move(array));
   }
 
+  // Donation (policy in Python: the program's input_output_aliases). An aliased input is
+  // donated unless the caller forbids it or other frameworks view its memory; its buffer is then
+  // deleted at once, as on XLA:CPU. Whether its memory can actually be reused is decided when the
+  // run starts (see `run`); if not, the output simply gets new memory.
+  std::vector<int64_t> candidates;
+  for (const auto& [in, out] : program.input_output_aliases) {
+    bool forbidden = false;
+    if (options != nullptr && options->non_donatable_input_indices != nullptr) {
+      for (size_t k = 0; k < options->num_non_donatable_input_indices; ++k) {
+        forbidden |= options->non_donatable_input_indices[k] == in;
+      }
+    }
+    if (forbidden) continue;
+    for (size_t k = 0; k < num_args; ++k) {
+      if (k != static_cast<size_t>(in) && args[k] == args[in]) {  // as XLA:CPU
+        return InvalidArgument(
+            "pyrt: argument " + std::to_string(in) + " of '" + program.name +
+            "' is donated but the same buffer is also argument " + std::to_string(k) +
+            " (Attempt to use a buffer that was previously donated in the same call to "
+            "Execute(); toy example for this bug: `f(donate(a), a)`)");
+      }
+    }
+    candidates.push_back(in);
+  }
+  std::vector<int64_t> donating;
+  for (int64_t in : candidates) {
+    PJRT_Buffer* b = args[in];
+    std::shared_ptr<DeviceArray> taken;  // dropped after the lock (it is also in `inputs`)
+    std::lock_guard<std::mutex> lock(b->mu);
+    // Other frameworks viewing the memory (e.g. np.asarray) keep the array alive, undonated, as
+    // on XLA:CPU.
+    if (b->external_references > 0 || b->array_ != inputs[in]) continue;
+    taken.swap(b->array_);  // the buffer is now deleted; no external reference can pin it
+    donating.push_back(in);
+  }
+
   std::vector<std::shared_ptr<DeviceArray>> results;
   for (size_t i = 0; i < program.outputs.size(); ++i) {
     auto array = std::make_shared<DeviceArray>();
@@ -345,7 +381,7 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
   auto completion = std::make_shared<Completion>();
   *done = completion;
   DeviceStats* stats = &device->stats;
-  auto run = [info, inputs, results, completion, stats] {
+  auto run = [info, inputs, results, completion, stats, donating] {
     Status status;
     std::vector<std::shared_ptr<Storage>> in_storages, out_storages;
     for (const auto& in : inputs) {
@@ -353,7 +389,21 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
       if (!status.ok()) break;
       in_storages.push_back(in->storage);
     }
-    if (status.ok()) status = bridge::Run(*info->program, in_storages, stats, &out_storages);
+    // A donated input's memory is reused only if it is writable and nothing else holds it: its
+    // DeviceArray (1) and in_storages (1) are the only owners, so no other buffer (e.g. a
+    // zero-copy reshape output) and no Python view can see the write.
+    std::vector<int64_t> donated;
+    if (status.ok()) {
+      for (int64_t in : donating) {
+        const std::shared_ptr<Storage>& s = in_storages[in];
+        if (s->writable() && s.use_count() == 2 && inputs[in].use_count() <= 2) {
+          donated.push_back(in);
+        }
+      }
+    }
+    if (status.ok()) {
+      status = bridge::Run(*info->program, in_storages, donated, stats, &out_storages);
+    }
     in_storages.clear();
     if (status.ok()) {
       for (size_t i = 0; i < results.size(); ++i) results[i]->storage = std::move(out_storages[i]);

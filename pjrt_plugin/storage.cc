@@ -32,7 +32,10 @@ std::shared_ptr<Storage> Storage::Allocate(size_t size, DeviceStats* stats) {
   size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
   void* data = std::aligned_alloc(kAlignment, rounded);
   if (data == nullptr) throw std::bad_alloc();
-  return std::shared_ptr<Storage>(new Storage(data, size, stats, [data] { std::free(data); }));
+  auto storage =
+      std::shared_ptr<Storage>(new Storage(data, size, stats, [data] { std::free(data); }));
+  storage->set_writable(true);
+  return storage;
 }
 
 std::shared_ptr<Storage> Storage::Borrow(void* data, size_t size, DeviceStats* stats,

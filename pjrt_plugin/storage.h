@@ -40,6 +40,11 @@ class Storage {
 
   void* data() const { return data_; }
   size_t size() const { return size_; }
+  // Whether a program may write into this memory when its buffer is donated: true for our own
+  // allocations and for fresh runtime outputs; false for borrowed caller memory (zero-copy
+  // device_put) and for arrays the runtime still references (e.g. program constants).
+  bool writable() const { return writable_; }
+  void set_writable(bool w) { writable_ = w; }
 
  private:
   Storage(void* data, size_t size, DeviceStats* stats, std::function<void()> release);
@@ -48,6 +53,7 @@ class Storage {
   size_t size_;
   DeviceStats* stats_;
   std::function<void()> release_;
+  std::atomic<bool> writable_{false};
 };
 
 }  // namespace pyrt

@@ -9,9 +9,9 @@ the platform to be known). Checked against jax 0.10.2.
 
 import warnings
 
-from . import callbacks, compilation_cache, donation, linalg
+from . import callbacks, compilation_cache, dlpack, donation, linalg
 
-MODULES = (callbacks, compilation_cache, donation, linalg)
+MODULES = (callbacks, compilation_cache, dlpack, donation, linalg)
 
 
 def install(platform):
