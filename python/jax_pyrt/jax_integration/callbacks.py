@@ -1,5 +1,243 @@
-"""Host callbacks (jax.debug.print, jax.debug.callback, jax.pure_callback, io_callback) on pyrt."""
+"""Host callbacks (jax.debug.print, jax.debug.callback, jax.pure_callback, io_callback) on pyrt.
+
+Why: JAX lowers every host callback through `callback.emit_python_callback`, which refuses any
+platform outside {cpu, cuda, rocm, tpu} ("`EmitPythonCallback` not supported on pyrt backend"),
+and `debug_callback` / `debug_print` have lowering rules for cpu/gpu/tpu only. The callables
+themselves travel to XLA:CPU through jaxlib's ExecuteContext, which PJRT does not expose to a
+plugin. Checked against jax 0.10.2.
+
+What: `install(platform)` registers pyrt lowering rules for the four callback primitives. They
+mirror JAX's own rules (same wrapped callables, same effects and tokens) but emit
+
+    stablehlo.custom_call @pyrt_python_callback(token?, operands...)
+        {backend_config = "<session>:<index>", has_side_effect = ...}
+
+where <index> keys the wrapped Python callable in `_CALLBACKS`, a table of this process, and
+<session> is random per process, so a program carrying an index of another process (e.g. a
+deserialized executable) is refused at compile time instead of calling the wrong function.
+The `pyrt_python_callback` custom-call target (`python_callback` below) calls the callable on NumPy
+copies of the operands and checks its results against the declared shapes and dtypes.
+Table entries live as long as the process (lowerings of callbacks are not cached by JAX, so
+every jit lowering adds one entry; each holds only the user's callable).
+
+Ordering: the runtime runs a program's ops in program order and a device's programs in
+submission order (the worker is in-order, and a program runs inline only when the worker is
+idle), so ordered callbacks keep their order within and across calls. Tokens are None at run
+time.
+"""
+
+import itertools
+import secrets
+import threading
+
+import numpy as np
+
+from ..errors import ExecutionError
+
+TARGET = "pyrt_python_callback"
+_SESSION = secrets.token_hex(8)
+_CALLBACKS = {}  # index -> (wrapped callable, description)
+_counter = itertools.count()
+_lock = threading.Lock()
+
+
+def register(fn, description):
+    """Keeps `fn` for the process lifetime; returns the backend_config naming it."""
+    with _lock:
+        index = next(_counter)
+        _CALLBACKS[index] = (fn, description)
+    return f"{_SESSION}:{index}"
+
+
+def _describe(callback):
+    """A readable name for a user callback, for error messages."""
+    fn = getattr(callback, "callback_func", callback)  # jax's _FlatCallback
+    for attr in ("func", "__wrapped__"):
+        while hasattr(fn, attr) and not hasattr(fn, "__qualname__"):
+            fn = getattr(fn, attr)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{name}" if module and module != "builtins" else name
+
+
+# ------------------------------------------------------------------- runtime side
+
+
+def python_callback(op_):
+    """The kernel of `custom_call @pyrt_python_callback` (registered in ops/custom_call.py, so
+    the op-coverage docs list it whether or not the plugin was initialised): calls a Python
+    callable of this process on NumPy copies of the operands; tokens are None."""
+    from ..compiler import TokenType
+
+    config = op_.attr("backend_config")
+    text = config.value if config is not None and hasattr(config, "value") else ""
+    session, _, index = text.partition(":")
+    if session != _SESSION or not index.isdigit() or int(index) not in _CALLBACKS:
+        raise op_.unsupported(
+            f"host callback {text!r}: it was lowered in another process (host callbacks "
+            f"refer to Python functions of the process that traced them)")
+    fn, description = _CALLBACKS[int(index)]
+    where = f" at {op_.location}" if op_.location else ""
+    # None for a token, else the declared shape.
+    in_shapes = [None if isinstance(t, TokenType) else tuple(t.shape) for t in op_.operand_types]
+    out_specs = [None if isinstance(t, TokenType) else (t.shape, t.dtype)
+                 for t in op_.result_types]
+    arrays = [s for s in out_specs if s is not None]
+    n_results = len(out_specs)
+
+    def kernel(*operands):
+        # Copies: operands may be views of device memory the callback must not keep.
+        args = [np.array(x) for x, shape in zip(operands, in_shapes) if shape is not None]
+        try:
+            values = fn(*args)
+        except Exception as e:
+            raise ExecutionError(f"pyrt: host callback {description}{where} raised "
+                                 f"{type(e).__name__}: {e}") from e
+        values = list(values) if values is not None else []
+        if len(values) != len(arrays):
+            raise ExecutionError(f"pyrt: host callback {description}{where} returned "
+                                 f"{len(values)} values, expected {len(arrays)}")
+        it = iter(values)
+        out = []
+        for spec in out_specs:
+            if spec is None:
+                out.append(None)
+                continue
+            shape, dtype = spec
+            v = np.asarray(next(it))
+            if v.shape != tuple(shape):
+                raise ExecutionError(f"pyrt: host callback {description}{where} returned "
+                                     f"shape {v.shape}, expected {tuple(shape)}")
+            out.append(np.asarray(v, dtype=dtype))  # (ascontiguousarray would make 0-d 1-d)
+        if n_results == 1:
+            return out[0]
+        return tuple(out) if n_results else None
+
+    return kernel
+
+
+# ------------------------------------------------------------------- lowering side
+
+
+def _emit(ctx, callback, token, operands, result_avals, *, has_side_effect, description):
+    """JAX's emit_python_callback for pyrt: returns (results, token)."""
+    from jax._src import dtypes
+    from jax._src.interpreters import mlir
+    from jax._src.lib.mlir.dialects import hlo
+
+    def wrapped(*args):  # the checks emit_python_callback makes on CPU
+        out_vals = callback(*args)
+        if len(out_vals) != len(result_avals):
+            raise RuntimeError("Mismatched number of outputs from callback. "
+                               f"Expected: {len(result_avals)}, Actual: {len(out_vals)}")
+        out_vals = tuple(dtypes.canonicalize_value(np.asarray(a)) for a in out_vals)
+        for i, (val, aval) in enumerate(zip(out_vals, result_avals)):
+            if val.shape != aval.shape:
+                raise RuntimeError(f"Incorrect output shape for return value #{i}: "
+                                   f"Expected: {aval.shape}, Actual: {val.shape}")
+            if val.dtype != aval.dtype:
+                raise RuntimeError(f"Incorrect output dtype for return value #{i}: "
+                                   f"Expected: {aval.dtype}, Actual: {val.dtype}")
+        return out_vals
+
+    config = register(wrapped, description)
+    # Not ctx.module_context.add_host_callback(wrapped): JAX would then run every program with
+    # a pure_callback through its runtime tokens, where pyrt's asynchronous errors would linger
+    # (see docs/jax-integration.md). The persistent cache may store such programs, but the
+    # random session in backend_config keeps another process from ever hitting them.
+    result_types = [mlir.aval_to_ir_type(ctx.module_context, a) for a in result_avals]
+    operands = list(operands)
+    if token is not None:
+        operands = [token, *operands]
+        result_types = [hlo.TokenType.get(), *result_types]
+    call = mlir.custom_call(TARGET, result_types=result_types, operands=operands,
+                            backend_config=config, has_side_effect=has_side_effect,
+                            api_version=1)
+    results = list(call.results)
+    if token is not None:
+        token, *results = results
+    return results, token
+
+
+def _pure_callback_lowering(ctx, *args, callback, sharding, **params):
+    from jax._src import callback as cb
+
+    def _callback(*flat_args):
+        return tuple(cb.pure_callback_impl(*flat_args, callback=callback, sharding=None,
+                                           **params))
+
+    results, _ = _emit(ctx, _callback, None, args, ctx.avals_out, has_side_effect=False,
+                       description=_describe(callback))
+    return results
+
+
+def _io_callback_lowering(ctx, *args, callback, sharding, ordered, **params):
+    from jax._src import callback as cb
+    from jax._src.interpreters import mlir
+
+    def _callback(*flat_args):
+        return tuple(cb.io_callback_impl(*flat_args, callback=callback, sharding=None,
+                                         ordered=ordered, **params))
+
+    token = ctx.tokens_in.get(cb._OrderedIOEffect) if ordered else None
+    results, token = _emit(ctx, _callback, token, args, ctx.avals_out, has_side_effect=True,
+                           description=_describe(callback))
+    if ordered:
+        ctx.set_tokens_out(ctx.tokens_in.update_tokens(mlir.TokenSet({cb._OrderedIOEffect: token})))
+    return results
+
+
+def _debug_callback_lowering(ctx, *args, effect, partitioned, callback, **params):
+    from jax._src import debugging, effects
+    from jax._src.interpreters import mlir
+
+    def _callback(*flat_args):
+        debugging.debug_callback_p.impl(*flat_args, effect=effect, partitioned=partitioned,
+                                        callback=callback, **params)
+        return ()
+
+    description = params.pop("_pyrt_description", None) or _describe(callback)
+    ordered = effects.ordered_effects.contains(effect)
+    token = ctx.tokens_in.get(effect) if ordered else None
+    results, token = _emit(ctx, _callback, token, args, ctx.avals_out, has_side_effect=True,
+                           description=description)
+    if ordered:
+        ctx.set_tokens_out(ctx.tokens_in.update_tokens(mlir.TokenSet({effect: token})))
+    return results
+
+
+def _debug_print_lowering(ctx, *args, fmt, ordered, partitioned, in_tree, static_args,
+                          np_printoptions, has_placeholders, logging_record):
+    from functools import partial
+
+    from jax._src import debugging
+
+    callback = partial(debugging._format_print_callback, fmt, dict(np_printoptions),
+                       has_placeholders, logging_record)
+    callback = debugging._make_flat_callback(in_tree, callback, static_args)
+    effect = debugging.ordered_debug_effect if ordered else debugging.debug_effect
+    return _debug_callback_lowering(ctx, *args, effect=effect, partitioned=partitioned,
+                                    callback=callback,
+                                    _pyrt_description=f"jax.debug.print({fmt!r})")
 
 
 def install(platform):
-    """Nothing yet."""
+    """Registers the pyrt lowering rules of the host-callback primitives (idempotent; does
+    nothing when `platform` is not a registered JAX platform, e.g. in tests that stub out
+    register_plugin)."""
+    from jax._src import callback as cb
+    from jax._src import debugging
+    from jax._src import xla_bridge as xb
+    from jax._src.interpreters import mlir
+
+    if not xb.is_known_platform(platform):
+        return
+    rules = {
+        cb.pure_callback_p: _pure_callback_lowering,
+        cb.io_callback_p: _io_callback_lowering,
+        debugging.debug_callback_p: _debug_callback_lowering,
+        debugging.debug_print_p: _debug_print_lowering,
+    }
+    for prim, rule in rules.items():
+        # Not cacheable: each lowering registers its own callable (as JAX does for TPU).
+        mlir.register_lowering(prim, rule, platform=platform, cacheable=False)

@@ -113,3 +113,12 @@ def sdy_round_trip(op_):
     """Shardy annotations as exported programs carry them (round-tripped through
     custom_calls): the identity on one device."""
     return _identity(op_, f"custom_call @{op_.value('call_target_name')}")
+
+
+@target("pyrt_python_callback")
+def pyrt_python_callback(op_):
+    """Host callbacks (jax.debug.print, jax.debug.callback, jax.pure_callback, io_callback) as
+    pyrt's lowering rules emit them: calls a Python callable of this process on NumPy arrays;
+    see jax_integration/callbacks.py."""
+    from ..jax_integration import callbacks
+    return callbacks.python_callback(op_)
