@@ -107,6 +107,57 @@ def max_pool(device, quick):
     return lambda: f(x).block_until_ready(), 2 if quick else 5
 
 
+@workload("MLP train step (batch 256, 784-512-512-10, SGD), f32")
+def mlp_train_step(device, quick):
+    rng = np.random.default_rng(0)
+    sizes = [784, 512, 512, 10]
+    params = [(rng.standard_normal((m, n), dtype=np.float32) / np.sqrt(m), np.zeros(n, np.float32))
+              for m, n in zip(sizes[:-1], sizes[1:])]
+    x = rng.standard_normal((256, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+
+    def loss(params, x, y):
+        for w, b in params[:-1]:
+            x = jax.nn.relu(x @ w + b)
+        logits = x @ params[-1][0] + params[-1][1]
+        return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1).mean()
+
+    @jax.jit
+    def step(params, x, y):
+        grads = jax.grad(loss)(params, x, y)
+        return jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, params, grads)
+
+    params, x, y = jax.device_put((params, x, y), device)
+    return lambda: jax.block_until_ready(step(params, x, y)), 3 if quick else 10
+
+
+@workload("transformer block forward (8x128x256, 4 heads), f32")
+def transformer_forward(device, quick):
+    rng = np.random.default_rng(0)
+    B, T, D, H = 8, 128, 256, 4
+    n = lambda *s: rng.standard_normal(s, dtype=np.float32) / np.float32(np.sqrt(s[0]))
+    p = {"w_qkv": n(D, 3 * D), "w_o": n(D, D), "w_1": n(D, 4 * D), "w_2": n(4 * D, D),
+         "g1": np.ones(D, np.float32), "g2": np.ones(D, np.float32)}
+    x = rng.standard_normal((B, T, D), dtype=np.float32)
+
+    def norm(x, g):
+        mu = x.mean(-1, keepdims=True)
+        return (x - mu) * jax.lax.rsqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * g
+
+    @jax.jit
+    def block(p, x):
+        q, k, v = jnp.split(norm(x, p["g1"]) @ p["w_qkv"], 3, axis=-1)
+        heads = lambda t: t.reshape(B, T, H, D // H).transpose(0, 2, 1, 3)
+        s = heads(q) @ heads(k).transpose(0, 1, 3, 2) / np.float32(np.sqrt(D // H))
+        s = jnp.where(jnp.tril(jnp.ones((T, T), bool)), s, -1e9)
+        a = (jax.nn.softmax(s, axis=-1) @ heads(v)).transpose(0, 2, 1, 3).reshape(B, T, D)
+        x = x + a @ p["w_o"]
+        return x + jax.nn.gelu(norm(x, p["g2"]) @ p["w_1"]) @ p["w_2"]
+
+    p, x = jax.device_put((p, x), device)
+    return lambda: block(p, x).block_until_ready(), 3 if quick else 10
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("filter", nargs="?", default="")

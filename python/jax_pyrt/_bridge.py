@@ -32,9 +32,20 @@ def compile(code, fmt, options):
     return executable
 
 
+deserialize_count = 0  # executables loaded by PJRT_Executable_DeserializeAndLoad, for tests
+
+
 def deserialize(data, override_options):
-    """PJRT_Executable_DeserializeAndLoad."""
-    return _guard(lambda: Executable.deserialize(data, override_options))
+    """PJRT_Executable_DeserializeAndLoad: restores the prepared program without compiling, or
+    (if it could not be stored or was made for another environment) compiles it again, which
+    then counts in compile_count."""
+    global compile_count, deserialize_count
+    executable = _guard(lambda: Executable.deserialize(data, override_options))
+    with _lock:
+        deserialize_count += 1
+        if executable.recompiled:
+            compile_count += 1
+    return executable
 
 
 def _guard(make):

@@ -6,7 +6,9 @@ execution; `serialize` / `deserialize` back PJRT_Executable_Serialize and the pe
 
 import hashlib
 import struct
+import sys
 import threading
+import types
 
 import numpy as np
 from jaxlib import _jax
@@ -14,7 +16,7 @@ from jaxlib.mlir import ir
 from jaxlib.mlir._mlir_libs import _stablehlo
 from jaxlib.mlir.dialects import sdy
 
-from . import __version__, compiler, dtypes, protobuf
+from . import __version__, analysis, compiler, dtypes, program_pickle, protobuf
 from .errors import ExecutionError, InvalidProgramError, PyrtError
 
 _MAGIC = b"pyrt-executable\0"
@@ -52,6 +54,48 @@ def parse_compile_options(options):
                                   f"(expected a serialized xla.CompileOptionsProto): {e}") from None
 
 
+def _untokenize_entry(module):
+    """Gives the entry function tensor<0xi1> in place of !stablehlo.token parameters/results.
+
+    With ordered effects (io_callback(ordered=True), jax.debug.print(ordered=True)) JAX threads
+    runtime tokens through @main: it passes a bool[0] buffer per effect and keeps the returned
+    buffer for the next call. The compiler accepts only arrays at the entry point, so @main is
+    renamed to a private function and called from a new @main that takes and returns bool[0]
+    arrays in the token positions and creates the tokens with after_all (tokens are None at run
+    time; pyrt's in-order execution keeps the order). Owned by jax_integration/callbacks.py.
+    """
+    main = compiler.entry_function(module)
+    attrs = main.operation.attributes
+    fn_type = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value)
+    ins, outs = [str(t) for t in fn_type.inputs], [str(t) for t in fn_type.results]
+    token, empty = "!stablehlo.token", "tensor<0xi1>"
+    if token not in ins + outs:
+        return
+    name = ir.StringAttr(attrs["sym_name"]).value
+    inner = f"{name}_pyrt_with_tokens"
+    attrs["sym_name"] = ir.StringAttr.get(inner)
+    attrs["sym_visibility"] = ir.StringAttr.get("private")
+    args = ["%tok" if t == token else f"%a{i}" for i, t in enumerate(ins)]
+    call = f"func.call @{inner}({', '.join(args)}) : ({', '.join(ins)}) -> ({', '.join(outs)})"
+    rets = ["%empty" if t == token else (f"%r#{i}" if len(outs) > 1 else "%r")
+            for i, t in enumerate(outs)]
+    params = ", ".join(f"%a{i}: {empty if t == token else t}" for i, t in enumerate(ins))
+    results = ", ".join(empty if t == token else t for t in outs)
+    lines = ['%tok = "stablehlo.after_all"() : () -> !stablehlo.token',
+             f"%empty = stablehlo.constant dense<> : {empty}",
+             (f"%r:{len(outs)} = " if len(outs) > 1 else "%r = " if outs else "") + call,
+             f"return {', '.join(rets)} : {results}" if outs else "return"]
+    text = (f"module {{\nfunc.func private @{inner}({', '.join(ins)}) -> ({', '.join(outs)})\n"
+            f"func.func @{name}({params}) -> ({results}) {{\n" + "\n".join(lines) + "\n}\n}")
+    parsed = ir.Module.parse(text, module.context)  # must outlive the detach below
+    wrapper = list(parsed.body.operations)[1].operation
+    for a in ("arg_attrs", "res_attrs"):
+        if a in attrs:
+            wrapper.attributes[a] = attrs[a]
+    wrapper.detach_from_parent()
+    module.body.append(wrapper)
+
+
 def _detach(out):
     """`out`, or a copy of it if it is a view into a larger block of memory (an argument, a
     constant or an intermediate). The C++ layer adopts each output array as the storage of its
@@ -70,8 +114,26 @@ def _detach(out):
     return out.copy() if size > out.nbytes else out
 
 
+def _fresh(out):
+    """True if `out`'s memory belongs to a NumPy array referenced only through `out`'s chain of
+    views: not a constant of the program, an input or another output."""
+    node = out
+    while isinstance(node, np.ndarray) and node.base is not None:
+        base = node.base
+        if sys.getrefcount(base) > 3:  # held by node, by `base` and by getrefcount's argument
+            return False
+        node = base
+    return isinstance(node, np.ndarray) and node.flags.owndata and node.flags.writeable
+
+
 class Executable:
-    def __init__(self, artifact, options):
+    recompiled = False  # True if deserialize() had to run the compiler
+    # Compile-time analyses (jax_pyrt.analysis); defaults for programs restored from older pickles.
+    input_output_aliases = ()
+    cost_analysis = {}
+    argument_size_in_bytes = output_size_in_bytes = alias_size_in_bytes = 0
+
+    def __init__(self, artifact, options, program=None):
         self.artifact = bytes(artifact)
         self.compile_options = bytes(options)
         opts = parse_compile_options(self.compile_options)
@@ -86,24 +148,65 @@ class Executable:
             self.device_assignment = _jax.DeviceAssignment.create(
                 np.arange(n).reshape(self.num_replicas, self.num_partitions)).serialize()
 
+        # A program restored by deserialize() needs no compiler run, unless it was made for
+        # another device grid.
+        if program is None or not self._restore(program):
+            self._compile()
+        self.input_memory_kinds = ["device"] * len(self.input_specs)
+        self.output_memory_kinds = ["device"] * len(self.output_specs)
+        self.code_size_in_bytes = len(self.source)
+        self.temp_size_in_bytes = 0  # NumPy temporaries are not device memory
+        self.fingerprint = hashlib.sha256(
+            _MAGIC + __version__.encode() + self.artifact + self.compile_options).hexdigest()
+
+    def _compile(self):
         context = ir.Context()
         module = load_module(self.artifact, context)
         with context, ir.Location.unknown():
             name = module.operation.attributes["sym_name"] if "sym_name" in module.operation.attributes else None
             self.name = ir.StringAttr(name).value if name is not None else "main"
             self.text = module.operation.get_asm(enable_debug_info=False)
+            _untokenize_entry(module)  # ordered effects: see _untokenize_entry
             prepared = compiler.compile_module(module, self.num_replicas, self.num_partitions)
+            # Donation (docs/jax-integration.md): [(input, output)] whose input may be reused.
+            self.input_output_aliases = analysis.aliases(module)
+            self.cost_analysis = analysis.cost_analysis(module)
+        (self.argument_size_in_bytes, self.output_size_in_bytes,
+         self.alias_size_in_bytes) = analysis.memory_sizes(
+             prepared.input_types, prepared.output_types, self.input_output_aliases)
         self.source = prepared.source  # the generated Python, for debugging
         self._entry = prepared.entry
         self.input_specs = [(dtypes.PJRT_TYPE_BY_DTYPE[t.dtype], t.shape) for t in prepared.input_types]
         self.output_specs = [(dtypes.PJRT_TYPE_BY_DTYPE[t.dtype], t.shape) for t in prepared.output_types]
-        self.input_memory_kinds = ["device"] * len(self.input_specs)
-        self.output_memory_kinds = ["device"] * len(self.output_specs)
-        self.code_size_in_bytes = len(self.source)
         self.run_inline = prepared.cheap
-        self.cost_analysis = {}
-        self.fingerprint = hashlib.sha256(
-            _MAGIC + __version__.encode() + self.artifact + self.compile_options).hexdigest()
+
+    _PROGRAM_FIELDS = ("name", "text", "source", "input_specs", "output_specs", "run_inline",
+                       "num_replicas", "num_partitions", "input_output_aliases",
+                       "cost_analysis", "argument_size_in_bytes", "output_size_in_bytes",
+                       "alias_size_in_bytes")
+
+    def _program(self):
+        """The prepared program (generated source + pickled kernel namespace), or b"" if some
+        kernel cannot be pickled (then deserialize() recompiles)."""
+        ns = {k: v for k, v in self._entry.__globals__.items()
+              if k != "__builtins__" and not (
+                  isinstance(v, types.FunctionType) and v.__globals__ is self._entry.__globals__)}
+        fields = {k: getattr(self, k) for k in self._PROGRAM_FIELDS}
+        try:
+            return program_pickle.environment() + b"\0" + program_pickle.dumps((fields, ns))
+        except Exception:
+            return b""
+
+    def _restore(self, program):
+        fields, ns = program
+        if (fields["num_replicas"], fields["num_partitions"]) != (self.num_replicas, self.num_partitions):
+            self.recompiled = True
+            return False
+        for k, v in fields.items():
+            setattr(self, k, v)
+        exec(compile(self.source, f"<pyrt program {self.name}>", "exec"), ns)
+        self._entry = ns["entry"]
+        return True
 
     def run(self, views):
         """Runs the program on StorageViews of the inputs; returns flat uint8 arrays."""
@@ -118,8 +221,34 @@ class Executable:
         except Exception as e:
             raise ExecutionError(f"pyrt: running {self.name} failed: {type(e).__name__}: {e}") from e
 
+    def execute(self, views, donated=()):
+        """`run`, for the C++ layer. `donated` are the indices of inputs whose writable storage
+        nobody else holds: each output aliased to one of them is written into that input's memory
+        (one copy into existing memory; none when the program computed it there already), and
+        the C++ layer then gives the output the input's Storage. Returns (outputs, fresh):
+        fresh[i] says output i is a new array nothing else references (not a constant, not a
+        view of an input), so the C++ layer may let a later run donate its storage."""
+        outs = self.run(views)
+        fresh = [_fresh(o) for o in outs]
+        if donated:
+            for i, o in self.input_output_aliases:
+                if i not in donated:
+                    continue
+                dst = np.frombuffer(views[i], np.uint8)
+                res = outs[o]
+                if dst.nbytes != res.nbytes or not dst.flags.writeable:
+                    continue
+                if res.nbytes and res.ctypes.data != dst.ctypes.data:
+                    for k, other in enumerate(outs):  # other outputs viewing it keep their values
+                        if k != o and np.may_share_memory(other, dst):
+                            outs[k] = other.copy()
+                    np.copyto(dst, res)  # NumPy handles an overlapping `res` (e.g. a transpose)
+                outs[o] = dst
+                fresh[o] = False
+        return outs, fresh
+
     def serialize(self):
-        parts = [__version__.encode(), self.artifact, self.compile_options]
+        parts = [__version__.encode(), self.artifact, self.compile_options, self._program()]
         return _MAGIC + b"".join(struct.pack("<Q", len(p)) + p for p in parts)
 
     @classmethod
@@ -129,7 +258,7 @@ class Executable:
             raise InvalidProgramError("pyrt: these bytes are not a serialized pyrt executable")
         parts, i = [], len(_MAGIC)
         try:
-            for _ in range(3):
+            for _ in range(4):
                 (n,) = struct.unpack_from("<Q", data, i)
                 parts.append(data[i + 8:i + 8 + n])
                 if len(parts[-1]) != n:
@@ -137,9 +266,20 @@ class Executable:
                 i += 8 + n
         except (struct.error, ValueError):
             raise InvalidProgramError("pyrt: the serialized executable is truncated") from None
-        version, artifact, options = parts
+        version, artifact, options, program = parts
         if version.decode(errors="replace") != __version__:
             raise InvalidProgramError(
                 f"pyrt: executable was serialized by pyrt {version.decode(errors='replace')}, "
                 f"this is pyrt {__version__}; recompile it")
-        return cls(artifact, override_options or options)
+        if program:
+            env, _, pickled = program.partition(b"\0")
+            if env == program_pickle.environment():
+                try:
+                    restored = program_pickle.loads(pickled)
+                except Exception:
+                    restored = None
+                if restored is not None:
+                    return cls(artifact, override_options or options, program=restored)
+        executable = cls(artifact, override_options or options)  # the compiler must run again
+        executable.recompiled = True
+        return executable
