@@ -16,7 +16,7 @@ def library_path():
     """Path of the PJRT plugin library (PYRT_LIBRARY_PATH overrides), or None if not built."""
     override = os.environ.get("PYRT_LIBRARY_PATH")
     if override:
-        return override
+        return override if os.path.isfile(override) else None
     candidates = [importlib.resources.files(__name__) / LIBRARY_NAME]
     candidates += [os.path.join(p, LIBRARY_NAME) for p in __path__]
     for candidate in candidates:

@@ -40,8 +40,9 @@ def initialize():
         return
     path = library_path()
     if path is None:
-        warnings.warn("pyrt: libpjrt_pyrt.so was not found next to the jax_pyrt package; "
-                      "reinstall with `pip install .`. pyrt is not registered.")
+        where = os.environ.get("PYRT_LIBRARY_PATH") or "next to the jax_pyrt package"
+        warnings.warn(f"pyrt: libpjrt_pyrt.so was not found ({where}); reinstall with "
+                      "`pip install .`. pyrt is not registered.")
         return
     try:
         options = client_options()
