@@ -297,3 +297,35 @@ module @m {
 @pytest.mark.parametrize("n", [-3, 0, 1, 10])
 def test_stablehlo_while_captures_outer_values(check_mlir, n):
     check_mlir(WHILE_CAPTURE_MODULE, np.int64(n), np.array([0.5, -2.0]))
+
+
+ASYNC_MODULE = """
+module @m {
+  func.func public @main(%x: tensor<4xf32>) -> tensor<2xf32> {
+    %f = "stablehlo.async_start"(%x) ({
+    ^bb0(%a: tensor<4xf32>):
+      %s = stablehlo.slice %a [1:3] : (tensor<4xf32>) -> tensor<2xf32>
+      stablehlo.return %s : tensor<2xf32>
+    }) : (tensor<4xf32>) -> !stablehlo.future<tensor<2xf32>>
+    %r = "stablehlo.async_done"(%f) : (!stablehlo.future<tensor<2xf32>>) -> tensor<2xf32>
+    return %r : tensor<2xf32>
+  }
+}
+"""
+
+PLAIN_MODULE = """
+module @m {
+  func.func public @main(%x: tensor<4xf32>) -> tensor<2xf32> {
+    %s = stablehlo.slice %x [1:3] : (tensor<4xf32>) -> tensor<2xf32>
+    return %s : tensor<2xf32>
+  }
+}
+"""
+
+
+def test_async_start_and_done(pyrt_device, cpu_device):
+    """async_start/async_done equal their region run inline (the oracle: CPU on the plain form)."""
+    from conftest import assert_same, run_mlir
+
+    x = np.linspace(-1, 1, 4, dtype=np.float32)
+    assert_same(run_mlir(pyrt_device, ASYNC_MODULE, x), run_mlir(cpu_device, PLAIN_MODULE, x))

@@ -10,12 +10,7 @@ DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 # StableHLO spec ops that have no handler yet. This set may only shrink: an op missing from it
 # without a handler fails test_spec_ops_without_handlers_are_pending, and an op in it that has a
 # handler fails it too (remove it here when its handler lands).
-PENDING = {
-    # Asynchronous wrappers (StableHLO 1.x): async_start runs a called computation (an
-    # execution thread) and async_done waits for it. JAX does not emit them yet.
-    "stablehlo.async_start",
-    "stablehlo.async_done",
-}
+PENDING = set()  # spec ops without a handler yet; may only shrink (now empty: 100 %)
 
 
 def test_op_coverage_table_is_current():

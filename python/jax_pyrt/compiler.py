@@ -65,6 +65,13 @@ class TokenType:
         return "!stablehlo.token"
 
 
+class FutureType:
+    """`!stablehlo.future<...>` (async_start's result): at run time, the tuple of values."""
+
+    def __repr__(self):
+        return "!stablehlo.future"
+
+
 class TupleType:
     def __init__(self, elements):
         self.elements = tuple(elements)
@@ -93,6 +100,8 @@ def to_type(mlir_type):
     text = str(mlir_type)
     if text.endswith("token"):
         return TokenType()
+    if text.startswith("!stablehlo.future"):
+        return FutureType()
     raise UnsupportedError(f"pyrt does not support the type {text}")
 
 

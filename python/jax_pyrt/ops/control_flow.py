@@ -31,6 +31,25 @@ def composite(op_):
     return _structural(op_)
 
 
+@op("stablehlo.async_start")
+def async_start(op_):
+    """Spec: async_start. Runs its region at once (pyrt runs a program's ops in order) and
+    returns the results as the future's value.
+
+    dtypes: all"""
+    return lambda regions, *operands: (regions[0](*operands),)
+
+
+@op("stablehlo.async_done")
+def async_done(op_):
+    """Spec: async_done. The values of the future async_start returned.
+
+    dtypes: all"""
+    if len(op_.result_types) == 1:
+        return lambda future: future[0]
+    return lambda future: future
+
+
 @op("stablehlo.while")
 def while_(op_):
     """Spec: while. A Python loop over the compiled cond and body regions (which may use values
