@@ -98,3 +98,29 @@ def run_subprocess(code, timeout=120, **env):
                           text=True, timeout=timeout, env=environment)
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def tensor_type(shape, dtype):
+    """The MLIR tensor type of `shape` and `dtype`, e.g. tensor<2x3xf32>."""
+    return f"tensor<{''.join(f'{d}x' for d in shape)}{dtypes.MLIR_BY_DTYPE[np.dtype(dtype)]}>"
+
+
+def random_array(shape, dtype, seed=0):
+    """Random values of `dtype` with edge values first: INT_MIN, INT_MAX, 0 for integers; NaN,
+    +-inf, -0.0 for floats."""
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape, dtype=np.int64))
+    if dtypes.is_bool(dtype):
+        return rng.random(shape) < 0.5
+    if dtypes.is_integer(dtype):
+        info = np.iinfo(dtype)
+        flat = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
+        flat[:min(3, n)] = [info.min, info.max, 0][:min(3, n)]
+        return flat.reshape(shape)
+    flat = rng.standard_normal(n) * 10
+    if dtypes.is_complex(dtype):
+        flat = flat + 1j * rng.standard_normal(n)
+    flat = flat.astype(dtype)
+    flat[:min(4, n)] = np.array([np.nan, np.inf, -np.inf, -0.0]).astype(dtype)[:min(4, n)]
+    return flat.reshape(shape)

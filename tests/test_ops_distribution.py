@@ -5,6 +5,7 @@ import jax
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import random_array as make, tensor_type as ttype
 from jax.sharding import Mesh, PartitionSpec as P
 
 from conftest import assert_same, run_mlir
@@ -15,29 +16,6 @@ DTYPES = [np.bool_, np.int8, np.int32, np.uint64, np.float16, ml_dtypes.bfloat16
 IDS = [np.dtype(d).name for d in DTYPES]
 ONE = "dense<0> : tensor<1x1xi64>"
 CHANNEL = "#stablehlo.channel_handle<handle = 1, type = 1>"
-
-
-def ttype(shape, dtype):
-    return f"tensor<{''.join(f'{d}x' for d in shape)}{dtypes.MLIR_BY_DTYPE[np.dtype(dtype)]}>"
-
-
-def make(shape, dtype, seed=0):
-    dtype = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    n = int(np.prod(shape, dtype=np.int64))
-    if dtypes.is_bool(dtype):
-        return rng.random(shape) < 0.5
-    if dtypes.is_integer(dtype):
-        info = np.iinfo(dtype)
-        flat = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
-        flat[:min(3, n)] = [info.min, info.max, 0][:min(3, n)]
-        return flat.reshape(shape)
-    flat = rng.standard_normal(n) * 10
-    if dtypes.is_complex(dtype):
-        flat = flat + 1j * rng.standard_normal(n)
-    flat = flat.astype(dtype)
-    flat[:min(4, n)] = np.array([np.nan, np.inf, -np.inf, -0.0]).astype(dtype)[:min(4, n)]
-    return flat.reshape(shape)
 
 
 def module(params, results, body, replicas=1, partitions=1):

@@ -6,6 +6,7 @@ import jax
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import random_array as make, tensor_type as mlir_type
 
 from conftest import assert_same, run_mlir
 from jax_pyrt import dtypes
@@ -13,30 +14,6 @@ from jax_pyrt import dtypes
 DTYPES = [np.bool_, np.int8, np.int32, np.int64, np.uint8, np.uint64, np.float16,
           ml_dtypes.bfloat16, np.float32, np.float64, np.complex64, np.complex128]
 IDS = [np.dtype(d).name for d in DTYPES]
-
-
-def mlir_type(shape, dtype):
-    element = dtypes.MLIR_BY_DTYPE[np.dtype(dtype)]
-    return f"tensor<{''.join(f'{d}x' for d in shape)}{element}>"
-
-
-def make(shape, dtype, seed=0):
-    dtype = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    n = int(np.prod(shape, dtype=np.int64))
-    if dtypes.is_bool(dtype):
-        return rng.random(shape) < 0.5
-    if dtypes.is_integer(dtype):
-        info = np.iinfo(dtype)
-        flat = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
-        flat[:min(3, n)] = [info.min, info.max, 0][:min(3, n)]
-        return flat.reshape(shape)
-    flat = rng.standard_normal(n) * 10
-    if dtypes.is_complex(dtype):
-        flat = flat + 1j * rng.standard_normal(n)
-    flat = flat.astype(dtype)
-    flat[:min(4, n)] = np.array([np.nan, np.inf, -np.inf, -0.0]).astype(dtype)[:min(4, n)]
-    return flat.reshape(shape)
 
 
 def module(args, results, body):
