@@ -116,7 +116,7 @@ def dynamic_iota(op_):
 
 def _pad_plan(operand_shape, low, high, interior, out_shape):
     """(message, plan) for pad: message is None if the paddings fit the static result shape,
-    plan = (src, dst, empty, plain) as in shape.pad."""
+    plan as shape.pad_plan returns it."""
     if any(i < 0 for i in interior):
         return f"interior_padding {list(interior)} is negative", None
     implied = tuple(lo + hi + n + max(n - 1, 0) * i
@@ -129,26 +129,7 @@ def _pad_plan(operand_shape, low, high, interior, out_shape):
                 f"interior_padding {list(interior)} give shape {list(implied)}, but the result "
                 f"type has static shape {list(out_shape)}; pyrt does not support dynamic "
                 f"shapes"), None
-    src, dst = [], []
-    empty = False
-    for n, size, lo, step in zip(operand_shape, out_shape, low, (i + 1 for i in interior)):
-        first = max(0, (-lo + step - 1) // step)
-        last = min(n - 1, (size - 1 - lo) // step) if size > 0 else -1
-        if first > last:
-            empty = True
-            break
-        src.append(slice(first, last + 1))
-        dst.append(slice(lo + first * step, lo + last * step + 1, step))
-    plain = not empty and all(s == slice(0, n) for s, n in zip(src, operand_shape))
-    return None, (tuple(src), tuple(dst), empty, plain)
-
-
-def _apply_pad(x, value, plan, out):
-    src, dst, empty, plain = plan
-    result = np.full(out.shape, value, dtype=out.dtype)
-    if not empty:
-        result[dst] = x if plain else x[src]
-    return result
+    return None, shape.pad_plan(operand_shape, low, interior, out_shape)
 
 
 @op("stablehlo.dynamic_pad")
@@ -162,14 +143,14 @@ def dynamic_pad(op_):
         message, plan = _pad_plan(operand_shape, *map(_ints, consts), out.shape)
         if message is not None:
             raise InvalidProgramError(f"pyrt: invalid program: {op_.name}{_where(op_)}: {message}")
-        return lambda x, value, low, high, interior: _apply_pad(x, value, plan, out)
+        return lambda x, value, low, high, interior: shape.apply_pad(x, value, plan, out)
 
     def kernel(x, value, low, high, interior):
         message, plan = _pad_plan(operand_shape, _ints(low), _ints(high), _ints(interior),
                                   out.shape)
         if message is not None:
             raise ExecutionError(f"pyrt: {op_.name}{_where(op_)}: {message}")
-        return _apply_pad(x, value, plan, out)
+        return shape.apply_pad(x, value, plan, out)
 
     return kernel
 

@@ -152,30 +152,34 @@ def pad(op_):
 
     dtypes: all element types."""
     out = op_.result
-    operand = op_.operand_types[0]
     low = op_.ints("edge_padding_low")  # high padding follows from the result shape
-    interior = op_.ints("interior_padding")
+    plan = pad_plan(op_.operand_types[0].shape, low, op_.ints("interior_padding"), out.shape)
+    return lambda x, value: apply_pad(x, value, plan, out)
+
+
+def pad_plan(operand_shape, low, interior, out_shape):
+    """(src, dst, empty, plain) for padding into `out_shape`: operand slices `src` land on result
+    slices `dst`; `empty` if no operand element is kept, `plain` if all of it is."""
     src, dst = [], []
-    empty = False
-    for n, size, lo, step in zip(operand.shape, out.shape, low, (i + 1 for i in interior)):
+    for n, size, lo, step in zip(operand_shape, out_shape, low, (i + 1 for i in interior)):
         # Operand element i lands at lo + i*step; keep those inside [0, size).
         first = max(0, (-lo + step - 1) // step)
         last = min(n - 1, (size - 1 - lo) // step) if size > 0 else -1
         if first > last:
-            empty = True
-            break
+            return (), (), True, False
         src.append(slice(first, last + 1))
         dst.append(slice(lo + first * step, lo + last * step + 1, step))
-    src, dst = tuple(src), tuple(dst)
-    plain = not empty and all(s == slice(0, n) for s, n in zip(src, operand.shape))
+    plain = all(s == slice(0, n) for s, n in zip(src, operand_shape))
+    return tuple(src), tuple(dst), False, plain
 
-    def kernel(x, value):
-        result = np.full(out.shape, value, dtype=out.dtype)
-        if not empty:
-            result[dst] = x if plain else x[src]
-        return result
 
-    return kernel
+def apply_pad(x, value, plan, out):
+    """The padded result of type `out`, filled with `value`, per a pad_plan."""
+    src, dst, empty, plain = plan
+    result = np.full(out.shape, value, dtype=out.dtype)
+    if not empty:
+        result[dst] = x if plain else x[src]
+    return result
 
 
 @op("stablehlo.reverse")
