@@ -6,7 +6,7 @@ in Execute. See docs/jax-integration.md ("Donation")."""
 from jaxlib.mlir import ir
 from jaxlib.mlir.dialects import stablehlo
 
-from .compiler import TensorType, entry_function, to_type
+from .compiler import TensorType, entry_function, nested_operations, to_type
 
 # As XLA's HloCostAnalysis: these elementwise ops count as transcendentals, not flops.
 TRANSCENDENTAL = {
@@ -64,14 +64,6 @@ def aliases(module):
     return sorted(pairs)
 
 
-def _walk(operation):
-    for region in operation.regions:
-        for block in region.blocks:
-            for op in block.operations:
-                yield op.operation
-                yield from _walk(op.operation)
-
-
 def cost_analysis(module):
     """{"flops", "transcendentals", "bytes accessed"} summed over every op of the module, each op
     counted once (loop and call bodies are not multiplied), as XLA's HloCostAnalysis counts:
@@ -79,7 +71,7 @@ def cost_analysis(module):
     2 * output elements * kernel elements per output feature, reductions one flop per input
     element; bytes accessed = operand bytes + result bytes of every arithmetic or data op."""
     flops = transcendentals = accessed = 0
-    for op in _walk(module.operation):
+    for op in nested_operations(module.operation):
         name = op.name
         if not name.startswith("stablehlo.") and name not in ("chlo.erf",):
             continue

@@ -275,7 +275,7 @@ class Compiler:
                 last_use[v] = i
                 if not is_ufunc:
                     escapes.add(v)
-            for inner in _nested_operations(operation):
+            for inner in nested_operations(operation):
                 escapes.update(inner.operands)  # captured by a region
             if is_ufunc:
                 r = operation.results[0]
@@ -357,13 +357,13 @@ def _elements(tensor_type):
     return int(np.prod(tensor_type.shape, dtype=np.int64))
 
 
-def _nested_operations(operation):
+def nested_operations(operation):
     """Every op inside `operation`'s regions, at any depth."""
     for region in operation.regions:
         for block in region.blocks:
             for inner in block.operations:
                 yield inner.operation
-                yield from _nested_operations(inner.operation)
+                yield from nested_operations(inner.operation)
 
 
 def entry_function(module):
