@@ -6,35 +6,14 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import random_array as make
 from jax import lax
 
-from jax_pyrt import dtypes
 
 DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
           np.uint64, np.float16, ml_dtypes.bfloat16, np.float32, np.float64, np.complex64,
           np.complex128]
 IDS = [np.dtype(d).name for d in DTYPES]
-
-
-def make(shape, dtype, seed=0):
-    """Random values of `dtype` with edge values mixed in (full integer range, NaN, inf, -0.0)."""
-    dtype = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    n = int(np.prod(shape, dtype=np.int64))
-    if dtypes.is_bool(dtype):
-        return rng.random(shape) < 0.5
-    if dtypes.is_integer(dtype):
-        info = np.iinfo(dtype)
-        flat = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
-        flat[:3] = [info.min, info.max, 0][:min(3, n)] if n >= 3 else flat[:3]
-        return flat.reshape(shape)
-    flat = rng.standard_normal(n) * 10
-    if dtypes.is_complex(dtype):
-        flat = flat + 1j * rng.standard_normal(n)
-    flat = flat.astype(dtype)
-    edges = np.array([np.nan, np.inf, -np.inf, -0.0]).astype(dtype)
-    flat[:min(4, n)] = edges[:min(4, n)]
-    return flat.reshape(shape)
 
 
 # -- constant and iota
