@@ -111,7 +111,7 @@ def arg_reduce_body(region):
     return kind if signature == template else None
 
 
-def _iota_dimension(value):
+def iota_dimension(value):
     """The iota_dimension if `value` is the result of a stablehlo.iota, else None."""
     owner = value.owner
     operation = getattr(owner, "operation", owner)
@@ -325,7 +325,7 @@ def reduce(op_):
             return _fast_kernel(name, dims, op_.result)
     if n == 2 and not empty and len(dims) == 1:
         kind = arg_reduce_body(op_.regions[0])
-        if kind and _iota_dimension(op_.operation.operands[1]) == dims[0] \
+        if kind and iota_dimension(op_.operation.operands[1]) == dims[0] \
                 and dtypes.is_integer(op_.result_types[1].dtype):
             return _arg_kernel(kind, dims[0], op_.result_types)
     return _tree_kernel(n, dims, operand_shape, op_.result_types)

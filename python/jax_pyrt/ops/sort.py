@@ -32,6 +32,7 @@ import numpy as np
 from .. import dtypes
 from ..attributes import dense_elements, enum_name
 from . import TERMINATORS, op
+from .reduction import iota_dimension
 
 _UINT = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
          8: np.dtype(np.uint64)}
@@ -331,15 +332,6 @@ def _invert_total_key(key, dt):
 # --------------------------------------------------------------------------------------------
 # Kernels
 
-def _iota_dimension(value):
-    owner = value.owner
-    operation = getattr(owner, "operation", owner)
-    if getattr(operation, "name", None) != "stablehlo.iota":
-        return None
-    from jaxlib.mlir import ir
-    return ir.IntegerAttr(operation.attributes["iota_dimension"]).value
-
-
 def _single_kernel(dt, kind, descending, dim):
     """A sort of one operand by its own value: no permutation needed."""
     if (kind == "signed" and dt.kind == "i") or (kind == "unsigned" and dt.kind in "ub"):
@@ -550,7 +542,7 @@ def sort(op_):
             kernel = _single_kernel(op_types[0].dtype, keys[0][2], keys[0][3], dim)
             if kernel is not None:
                 return kernel
-        iota_dims = [_iota_dimension(v) if dtypes.is_integer(t.dtype) else None
+        iota_dims = [iota_dimension(v) if dtypes.is_integer(t.dtype) else None
                      for v, t in zip(op_.operation.operands, op_types)]
         return _key_kernel(keys, op_types, dim, iota_dims, _leading_use(op_.operation, dim))
     return _merge_kernel(vectorised_region(op_, 0, "comparator"), dim, shape)
