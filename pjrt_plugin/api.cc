@@ -360,6 +360,39 @@ PJRT_Error* Client_BufferFromHostBuffer(PJRT_Client_BufferFromHostBuffer_Args* a
   return nullptr;
 }
 
+// Zero-copy import of memory pyrt does not own (jax.dlpack.from_dlpack onto a pyrt device):
+// pyrt's device memory is host memory, so any host pointer can back a buffer.
+PJRT_Error* Client_CreateViewOfDeviceBuffer(PJRT_Client_CreateViewOfDeviceBuffer_Args* args) {
+  PYRT_ARGS(args, buffer);
+  PYRT_NOT_NULL(args->client);
+  std::vector<int64_t> dims;
+  size_t nbytes = 0;
+  PYRT_RETURN_IF_ERROR(CheckShape(args->element_type, args->dims, args->num_dims, &dims, &nbytes));
+  if (nbytes > 0) PYRT_NOT_NULL(args->device_buffer_ptr);
+  PYRT_RETURN_IF_ERROR(CheckDeviceLayout(args->layout, dims.size()));
+  PJRT_Memory* requested = args->struct_size >= PYRT_SIZE_THROUGH(
+                               PJRT_Client_CreateViewOfDeviceBuffer_Args, memory)
+                               ? args->memory
+                               : nullptr;
+  PJRT_Memory* memory = nullptr;
+  PYRT_RETURN_IF_ERROR(TargetMemory(args->client, args->device, requested, &memory));
+  PJRT_Device* device = memory->devices.front();
+  std::function<void()> release;
+  if (args->on_delete_callback != nullptr) {
+    auto callback = args->on_delete_callback;
+    void* ptr = args->device_buffer_ptr;
+    void* user_arg = args->on_delete_callback_arg;
+    // The owner's callback may need the GIL (a NumPy DLPack deleter takes it): run it where
+    // waiting for the GIL is safe (see bridge::CallWithGil).
+    release = [callback, ptr, user_arg] { bridge::CallWithGil([=] { callback(ptr, user_arg); }); };
+  }
+  // Not writable: donating the buffer never writes into the owner's memory.
+  auto storage = Storage::Borrow(args->device_buffer_ptr, nbytes, &device->stats, std::move(release));
+  args->buffer = NewBuffer(memory, device, args->element_type, std::move(dims),
+                           DeviceArray::Of(std::move(storage)));
+  return nullptr;
+}
+
 PJRT_Error* Client_CreateUninitializedBuffer(PJRT_Client_CreateUninitializedBuffer_Args* args) {
   PYRT_ARGS(args, buffer);
   PYRT_NOT_NULL(args->client);
@@ -840,8 +873,21 @@ PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {
   }
   for (size_t d = 0; d < devices.size(); ++d) {
     std::shared_ptr<Completion> done;
-    PYRT_RETURN_IF_ERROR(Execute(exe, devices[d], args->num_args ? args->argument_lists[d] : nullptr,
-                                 args->num_args, options, args->output_lists[d], &done));
+    Status s = Execute(exe, devices[d], args->num_args ? args->argument_lists[d] : nullptr,
+                       args->num_args, options, args->output_lists[d], &done);
+    if (!s.ok()) {  // the caller reads no results: take back those of the earlier devices
+      for (size_t k = 0; k < d; ++k) {
+        for (size_t i = 0; i < exe->info->program->outputs.size(); ++i) {
+          delete args->output_lists[k][i];
+          args->output_lists[k][i] = nullptr;
+        }
+        if (args->device_complete_events != nullptr) {
+          delete args->device_complete_events[k];
+          args->device_complete_events[k] = nullptr;
+        }
+      }
+      return ToPjrtError(s);
+    }
     if (args->device_complete_events != nullptr) args->device_complete_events[d] = NewEvent(done);
   }
   return nullptr;

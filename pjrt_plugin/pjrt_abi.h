@@ -375,6 +375,23 @@ typedef struct {
 typedef struct {
   PJRT_ARGS_HEADER;
   PJRT_Client* client;
+  void* device_buffer_ptr;  // memory the caller owns (e.g. a DLPack tensor's)
+  const int64_t* dims;
+  size_t num_dims;
+  PJRT_Buffer_Type element_type;
+  PJRT_Buffer_MemoryLayout* layout;  // NULL: dense row-major
+  PJRT_Device* device;
+  // Optional; called once the buffer no longer needs device_buffer_ptr.
+  void (*on_delete_callback)(void* device_buffer_ptr, void* user_arg);
+  void* on_delete_callback_arg;
+  intptr_t stream;  // platform stream whose work materializes the memory (none on pyrt)
+  PJRT_Buffer* buffer;  // out
+  PJRT_Memory* memory;  // takes precedence over `device` when set (newer callers only)
+} PJRT_Client_CreateViewOfDeviceBuffer_Args;
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Client* client;
   const int64_t* shape_dims;
   size_t shape_num_dims;
   PJRT_Buffer_Type shape_element_type;
@@ -842,6 +859,7 @@ static_assert(sizeof(PJRT_Api) == 1144, "PJRT_Api is 1144 bytes at 0.112");
 static_assert(sizeof(PJRT_ExecuteOptions) == 120, "PJRT_ExecuteOptions through multi_slice_config");
 static_assert(sizeof(PJRT_LoadedExecutable_Execute_Args) == 80, "Execute args are 80 bytes");
 static_assert(sizeof(PJRT_Client_BufferFromHostBuffer_Args) == 120, "BufferFromHostBuffer args");
+static_assert(sizeof(PJRT_Client_CreateViewOfDeviceBuffer_Args) == 112, "CreateViewOfDeviceBuffer args");
 static_assert(sizeof(PJRT_Client_Compile_Args) == 56, "Compile args are 56 bytes");
 static_assert(sizeof(PJRT_Buffer_ToHostBuffer_Args) == 56, "ToHostBuffer args are 56 bytes");
 static_assert(sizeof(PJRT_Device_MemoryStats_Args) == 0xb8 + 0x8, "MemoryStats args layout");

@@ -282,7 +282,7 @@ bool GetAliases(PyObject* obj, std::vector<std::pair<int64_t, int64_t>>* out) {
 Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
   auto p = std::make_shared<Program>();
   std::vector<int64_t> device_ids;
-  int64_t run_inline = 0;
+  int64_t run_inline = 0, synchronous = 0;
   Ref ids(PyObject_GetAttrString(exe, "device_ids"));
   bool ok = ids && GetIntList(ids.get(), &device_ids) && GetString(exe, "name", &p->name) &&
             GetString(exe, "fingerprint", &p->fingerprint) && GetString(exe, "text", &p->text) &&
@@ -291,7 +291,7 @@ Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
             GetInt(exe, "num_replicas", &p->num_replicas) &&
             GetInt(exe, "num_partitions", &p->num_partitions) &&
             GetInt(exe, "code_size_in_bytes", &p->code_size_in_bytes) &&
-            GetInt(exe, "run_inline", &run_inline) &&
+            GetInt(exe, "run_inline", &run_inline) && GetInt(exe, "synchronous", &synchronous) &&
             GetSpecs(exe, "input_specs", &p->inputs) && GetSpecs(exe, "output_specs", &p->outputs) &&
             GetStringList(exe, "output_memory_kinds", &p->output_memory_kinds) &&
             GetStringList(exe, "input_memory_kinds", &p->input_memory_kinds) &&
@@ -310,6 +310,7 @@ Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
   if (!ok) return FetchError("reading compiled program metadata");
   p->device_ids.assign(device_ids.begin(), device_ids.end());
   p->run_inline = run_inline != 0;
+  p->synchronous = synchronous != 0;
   Py_INCREF(exe);
   p->handle = exe;
   *program = std::move(p);
@@ -339,37 +340,41 @@ bool PythonAlive() {
 
 
 namespace {
-// References dropped on threads without the GIL, waiting for the main thread (see DecRef).
+// Work handed over by threads without the GIL, waiting for the main thread (see CallWithGil).
 std::mutex released_mu;
-std::vector<PyObject*>* released = new std::vector<PyObject*>;  // guarded; never destroyed
-bool drain_scheduled = false;                                    // guarded by released_mu
+auto* released = new std::vector<std::function<void()>>;  // guarded; never destroyed
+bool drain_scheduled = false;                              // guarded by released_mu
 
-// Drops the handed-over references. Called with the GIL: from a pending call on the main
-// thread, and at the start of every call into the runtime.
+// Runs the handed-over work. Called with the GIL: from a pending call on the main thread, and
+// at the start of every call into the runtime.
 int DrainReleased(void* = nullptr) {
-  std::vector<PyObject*> objects;
+  std::vector<std::function<void()>> work;
   {
     std::lock_guard<std::mutex> lock(released_mu);
-    objects.swap(*released);
+    work.swap(*released);
     drain_scheduled = false;
   }
-  for (PyObject* o : objects) Py_DECREF(o);
+  for (auto& fn : work) fn();
   return 0;
 }
 }  // namespace
 
-void DecRef(PyObject* object) {
+void CallWithGil(std::function<void()> fn) {
   if (!PythonAlive()) return;  // leak rather than touch a dying interpreter
   if (PyGILState_Check()) {
-    Py_DECREF(object);
+    fn();
     return;
   }
   // This runs in destructors. A thread that waits for the GIL while the interpreter begins to
   // finalize is ended by Python (a forced unwind), which out of a destructor aborts the process;
-  // so never wait here: hand the reference to the main thread (Py_AddPendingCall needs no GIL).
+  // so never wait here: hand the work to the main thread (Py_AddPendingCall needs no GIL).
   std::lock_guard<std::mutex> lock(released_mu);
-  released->push_back(object);
+  released->push_back(std::move(fn));
   if (!drain_scheduled) drain_scheduled = Py_AddPendingCall(&DrainReleased, nullptr) == 0;
+}
+
+void DecRef(PyObject* object) {
+  CallWithGil([object] { Py_DECREF(object); });
 }
 
 Status Compile(const std::string& code, const std::string& format, const std::string& options,

@@ -8,6 +8,7 @@
 #define PYRT_PJRT_PLUGIN_PYTHON_BRIDGE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,7 @@ struct Program {
           temp_size_in_bytes = 0;
   int64_t code_size_in_bytes = 0;
   bool run_inline = false;  // cheap enough to run on the caller's thread (see runtime.cc)
+  bool synchronous = false;  // Execute returns only when it has run (see runtime.cc)
 };
 
 namespace bridge {
@@ -73,8 +75,11 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
 // False once the interpreter is finalizing: then Python objects are leaked, not touched.
 bool PythonAlive();
 
-// Drops a reference from any thread without ever waiting for the GIL (safe in destructors):
-// at once if this thread holds the GIL, else on the main thread soon after.
+// Runs `fn` with the GIL from any thread without ever waiting for the GIL (safe in
+// destructors): at once if this thread holds the GIL, else on the main thread soon after.
+// Skipped (a leak) once the interpreter is finalizing.
+void CallWithGil(std::function<void()> fn);
+// Drops a reference the same way.
 void DecRef(PyObject* object);
 
 // Registers `wait` with Python's atexit (once per process; later calls do nothing), so that it

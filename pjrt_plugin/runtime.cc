@@ -334,6 +334,19 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     }
     inputs.push_back(std::move(array));
   }
+  bool inputs_ready = true;
+  for (const auto& in : inputs) inputs_ready = inputs_ready && in->ready->IsReady();
+  // A host callback of a program running on the worker may itself run work on this device
+  // (jax.device_put + jnp ops inside the callback). That work runs at once, on this thread: queued
+  // behind the job that is waiting for it, it would never run. Inputs still queued cannot be
+  // waited for either.
+  bool nested = device->worker->OnWorkerThread();
+  if (nested && !inputs_ready) {
+    return FailedPrecondition(
+        "pyrt: a host callback running on " + device->description.to_string + " passed '" +
+        program.name + "' an array that work queued after the callback's program computes; "
+        "it would wait forever. Compute it inside the callback, or pass it into the program");
+  }
 
   // Donation (policy in Python: the program's input_output_aliases). An aliased input is
   // donated unless the caller forbids it or other frameworks view its memory; its buffer is then
@@ -379,7 +392,6 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     results.push_back(std::move(array));
   }
   auto completion = std::make_shared<Completion>();
-  *done = completion;
   DeviceStats* stats = &device->stats;
   auto run = [info, inputs, results, completion, stats, donating] {
     Status status;
@@ -411,16 +423,38 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     for (const auto& r : results) r->ready->Set(status);
     completion->Set(status);
   };
-  // Programs the compiler marked cheap run right here when nothing is queued before them and
-  // their inputs are ready: a thread hand-off would cost more than the work (XLA:CPU does the
-  // same for cheap computations). Everything else goes to the device's in-order worker.
-  bool inputs_ready = true;
-  for (const auto& in : inputs) inputs_ready = inputs_ready && in->ready->IsReady();
-  if (program.run_inline && inputs_ready && device->worker->Idle()) {
+  // Where the program runs (policy in Python, see executable.py):
+  // - Programs marked cheap or synchronous run right here when nothing is queued before them
+  //   and their inputs are ready: for cheap ones a thread hand-off would cost more than the
+  //   work (XLA:CPU does the same for cheap computations).
+  // - Everything else goes to the device's in-order worker, and a synchronous program is
+  //   waited for. Synchronous programs (those calling host callbacks, and all programs when the
+  //   client is synchronous) thus finish inside Execute, as XLA:CPU runs programs with host
+  //   callbacks, so their errors raise at the user's call rather than at a later read.
+  // - Work a host callback starts on this device runs here (see `nested` above).
+  // An error of a program that finished here is returned from Execute and its outputs are
+  // never handed out.
+  bool synchronous = program.synchronous || device->client->options.synchronous;
+  if (nested || ((program.run_inline || synchronous) && inputs_ready && device->worker->Idle())) {
     run();
   } else {
     device->worker->Schedule(std::move(run));
+    if (!synchronous) {
+      *done = completion;
+      return Status::Ok();
+    }
+    bridge::ScopedGilRelease no_gil;  // the worker needs the GIL to run the program
+    completion->Await();
   }
+  Status status = completion->status();
+  if (!status.ok()) {
+    for (size_t i = 0; i < program.outputs.size(); ++i) {
+      delete outputs[i];
+      outputs[i] = nullptr;
+    }
+    return status;
+  }
+  *done = completion;
   return Status::Ok();
 }
 

@@ -37,6 +37,8 @@ class Worker {
   // True when no job is queued or running: work may then run on the caller's thread without
   // overtaking anything queued earlier.
   bool Idle() const { return state_->pending == 0; }
+  // True on the worker's own thread, i.e. inside a job (a host callback of a running program).
+  bool OnWorkerThread() const { return std::this_thread::get_id() == thread_.get_id(); }
   // The number of jobs scheduled so far, and a wait (until `deadline`) for the first `ticket`
   // jobs to finish; true if they have.
   uint64_t Ticket();

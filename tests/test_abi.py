@@ -95,6 +95,11 @@ BufferFromHostBuffer = args_struct(
     ("num_dims", SZ), ("byte_strides", P), ("num_byte_strides", SZ),
     ("host_buffer_semantics", C.c_int), ("device", P), ("memory", P), ("device_layout", P),
     ("done_with_host_buffer", P), ("buffer", P))
+CreateViewOfDeviceBuffer = args_struct(
+    "CreateViewOfDeviceBuffer", ("client", P), ("device_buffer_ptr", P), ("dims", P),
+    ("num_dims", SZ), ("element_type", C.c_int), ("layout", P), ("device", P),
+    ("on_delete_callback", P), ("on_delete_callback_arg", P), ("stream", C.c_ssize_t),
+    ("buffer", P), ("memory", P))
 CreateErrorBuffer = args_struct(
     "CreateErrorBuffer", ("client", P), ("error_code", C.c_int), ("error_message", C.c_char_p),
     ("error_message_size", SZ), ("shape_dims", P), ("shape_num_dims", SZ),
@@ -176,6 +181,7 @@ LoadedDevices = args_struct("LoadedDevices", ("executable", P), ("devices", P),
 ABI_SIZES = {  # the sizes jaxlib 0.10.2 passes (docs/pjrt-c-api-notes.md)
     NamedValue: 56, ClientCreate: 88, ClientCompile: 56, BufferFromHostBuffer: 120,
     ExecuteOptions: 144, Execute: 80, ToHostBuffer: 56, MemoryLayout: 80,
+    CreateViewOfDeviceBuffer: 112,
 }
 
 FN = C.CFUNCTYPE(P, P)
@@ -614,6 +620,57 @@ def transfers(pl):
     return out
 
 
+@scenario
+def views(pl):
+    """Client_CreateViewOfDeviceBuffer: a buffer over memory the caller owns."""
+    out = {}
+    client = pl.create_client()
+    (d0,) = pl.devices(client)
+    base = pl.memory_stats(d0)
+    host = np.arange(12, dtype=np.float32).reshape(3, 4)
+    deleted = []
+    on_delete = C.CFUNCTYPE(None, P, P)(lambda ptr, arg: deleted.append((ptr, arg)))
+    dims = (C.c_int64 * 2)(3, 4)
+
+    def view(**fields):
+        args = dict(client=client, device_buffer_ptr=host.ctypes.data, dims=C.addressof(dims),
+                    num_dims=2, element_type=F32, device=d0,
+                    on_delete_callback=C.cast(on_delete, P), on_delete_callback_arg=1234)
+        args.update(fields)
+        a = pl.new(CreateViewOfDeviceBuffer, **args)
+        return pl.status("Client_CreateViewOfDeviceBuffer", a), a.buffer
+
+    s, buf = view()
+    out["create"] = s
+    out["stats"] = {k: v - base[k] for k, v in pl.memory_stats(d0).items()}
+    out["contents"] = pl.get(buf, (3, 4), np.float32).tolist()
+    host[0, 0] = 100.0  # the buffer is a view: no copy was made
+    out["sees_write"] = bool(pl.get(buf, (3, 4), np.float32)[0, 0] == 100.0)
+    out["deleted_before_destroy"] = len(deleted)
+    pl.destroy_buffer(buf)
+    out["deleted"] = [(ptr == host.ctypes.data, arg) for ptr, arg in deleted]
+    out["end_stats"] = {k: v - base[k] for k, v in pl.memory_stats(d0).items()}
+    s, buf = view(on_delete_callback=None, memory=pl.call("Device_DefaultMemory", pl.new(
+        DeviceDefaultMemory, device=d0)).memory, device=None)  # by memory, no callback
+    out["by_memory"] = s
+    if s is None:
+        out["by_memory_contents"] = pl.get(buf, (3, 4), np.float32).tolist()
+        pl.destroy_buffer(buf)
+    out["null_ptr"] = view(device_buffer_ptr=None)[0]
+    minor_to_major = (C.c_int64 * 2)(0, 1)  # column-major
+    bad_layout = pl.new(MemoryLayout, type=0)
+    bad_layout.u.tiled = pl.new(Tiled, minor_to_major=C.addressof(minor_to_major),
+                                minor_to_major_size=2)
+    out["column_major"] = view(layout=C.addressof(bad_layout))[0]
+    out["no_device"] = view(device=None)[0]
+    out["bad_type"] = view(element_type=0)[0]
+    short = CreateViewOfDeviceBuffer(struct_size=64, client=client)
+    out["short"] = pl.status("Client_CreateViewOfDeviceBuffer", short)
+    out["deleted_after_errors"] = len(deleted)  # failed calls never call back
+    pl.call("Client_Destroy", pl.new(ClientArgs, client=client))
+    return out
+
+
 def _artifacts():
     """(portable artifact of f(x, y) = (x + y, x) on f32[2,3], serialized CompileOptions)."""
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -640,7 +697,8 @@ def _compile(pl, client, code, fmt, options):
 
 
 def _execute(pl, exe, buffers, num_outputs, num_devices=1, options=True):
-    """Runs `exe` on one device; returns (status, outputs, event status)."""
+    """Runs `exe` on one device; returns (status, outputs, event status); on an error status the
+    outputs are what Execute left in the output list."""
     args = (P * max(1, len(buffers)))(*buffers)
     arg_lists = (P * 1)(C.addressof(args))
     outs = (P * max(1, num_outputs))()
@@ -653,7 +711,7 @@ def _execute(pl, exe, buffers, num_outputs, num_devices=1, options=True):
                device_complete_events=C.addressof(events))
     s = pl.status("LoadedExecutable_Execute", a)
     if s is not None:
-        return s, [], None
+        return s, list(outs)[:num_outputs], None
     return None, list(outs)[:num_outputs], pl.await_event(events[0])
 
 
@@ -736,7 +794,8 @@ def compile_and_execute(pl):
     bs, _ = pl.put(client, np.zeros((3, 2), np.float32))
     out["wrong_shape"] = _execute(pl, exe, [bx, bs], 2)[0]
     out["null_arg"] = _execute(pl, exe, [bx, None], 2)[0]
-    # An argument that carries an error: the run fails, the failure reaches the outputs.
+    # An argument that carries an error: the run (inline: its inputs are ready) fails inside
+    # Execute, which returns the error and hands out no outputs.
     dims = (C.c_int64 * 2)(2, 3)
     message = b"upstream failure for the test"
     eb = pl.call("Client_CreateErrorBuffer", pl.new(
@@ -745,10 +804,7 @@ def compile_and_execute(pl):
         shape_element_type=F32, memory=pl.call("Device_DefaultMemory", pl.new(
             DeviceDefaultMemory, device=d0)).memory)).buffer
     s, outputs, event = _execute(pl, exe, [bx, eb], 2)
-    out["error_arg_execute"], out["error_arg_event"] = s, event
-    out["error_arg_output"] = pl.get(outputs[0], (2, 3), np.float32) if outputs else None
-    for b in outputs:
-        pl.destroy_buffer(b)
+    out["error_arg_execute"], out["error_arg_outputs"] = s, [bool(b) for b in outputs]
     # Serialize, deserialize, run again.
     ser = pl.call("Executable_Serialize", pl.new(ExecutableSerialize, executable=ge))
     blob = C.string_at(ser.serialized_bytes, ser.serialized_bytes_size)
@@ -1018,6 +1074,23 @@ def test_threads_through_the_raw_api(driver):
     assert r["stats"] == [{"bytes_in_use": 0, "live_arrays": 0}] * 2  # everything freed
 
 
+def test_view_of_device_buffer(driver):
+    r = driver("views")
+    assert r["create"] is None
+    assert r["stats"] == {"bytes_in_use": 48, "live_arrays": 1}
+    assert r["contents"] == np.arange(12, dtype=np.float32).reshape(3, 4).tolist()
+    assert r["sees_write"] and r["deleted_before_destroy"] == 0
+    assert r["deleted"] == [[True, 1234]]  # once, with the pointer and the caller's argument
+    assert r["end_stats"] == {"bytes_in_use": 0, "live_arrays": 0}
+    assert r["by_memory"] is None and r["by_memory_contents"][0][0] == 100.0
+    assert_error(r["null_ptr"], INVALID_ARGUMENT, "device_buffer_ptr is NULL")
+    assert_error(r["column_major"], UNIMPLEMENTED, "row-major")
+    assert_error(r["no_device"], INVALID_ARGUMENT, "neither a device nor a memory")
+    assert_error(r["bad_type"], INVALID_ARGUMENT, "element type")
+    assert_error(r["short"], INVALID_ARGUMENT, "struct_size")
+    assert r["deleted_after_errors"] == 1
+
+
 def test_compile_and_execute(driver):
     r = driver("compile_and_execute")
     assert_error(r["hlo"], UNIMPLEMENTED, "hlo")
@@ -1043,9 +1116,8 @@ def test_compile_and_execute(driver):
                  "expects f32[2,3]")
     assert_error(r["wrong_shape"], INVALID_ARGUMENT, "argument 1", "is f32[3,2]")
     assert_error(r["null_arg"], INVALID_ARGUMENT, "argument 1", "NULL")
-    assert r["error_arg_execute"] is None  # enqueued; the failure comes through the events
-    assert_error(r["error_arg_event"], INVALID_ARGUMENT, "upstream failure for the test")
-    assert_error(r["error_arg_output"], INVALID_ARGUMENT, "upstream failure for the test")
+    assert_error(r["error_arg_execute"], INVALID_ARGUMENT, "upstream failure for the test")
+    assert r["error_arg_outputs"] == [False, False]  # NULL: nothing handed out
     assert r["deserialized_execute"] == [None, None] and r["deserialized_equal"]
     assert_error(r["deserialize_garbage"], INVALID_ARGUMENT, "not a serialized pyrt executable")
     assert_error(r["deleted_arg"], INVALID_ARGUMENT, "deleted")

@@ -22,6 +22,13 @@ def _both(capsys, pyrt_device, cpu_device, fn, *args, **jit_kwargs):
     return expected, cpu_out, actual, pyrt_out
 
 
+def occupy(device):
+    """Keeps `device` busy for about half a second (longer than compiling a small program), so
+    that programs dispatched meanwhile queue on its worker; returns the pending result."""
+    busy = jax.jit(lambda a: jax.lax.fori_loop(0, 1000, lambda i, v: jnp.sin(v @ v), a))
+    return busy(jax.device_put(np.full((300, 300), 0.01), device))
+
+
 def _same(a, b):
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         assert np.asarray(x).dtype == np.asarray(y).dtype
@@ -221,20 +228,34 @@ def test_io_callback_order_across_calls(pyrt_device):
     np.testing.assert_array_equal(np.asarray(outs[-1]), np.full(1000, 19.0))
 
 
-def test_callback_exception_surfaces_and_device_stays_usable(pyrt_device, cpu_device):
+@pytest.mark.parametrize("n", [3, 200_000])  # cheap / big enough to queue on the device worker
+def test_callback_exception_raises_at_the_call(pyrt_device, cpu_device, n):
+    """As on CPU, a program with a host callback finishes inside the call, so the callback's
+    exception raises there, naming the callback; the device stays usable."""
     def boom(v):
         raise ValueError("boom from host")
 
-    def f(x):
-        return jax.pure_callback(boom, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
-
-    x = np.arange(3.0)
+    f = jax.jit(lambda x: jax.pure_callback(boom, jax.ShapeDtypeStruct(x.shape, x.dtype), x))
+    x = np.linspace(0, 1, n)
     with pytest.raises(Exception, match="boom from host"):
-        jax.block_until_ready(run_on(cpu_device, f, x))
-    with pytest.raises(Exception, match=r"boom.*boom from host|boom from host") as info:
-        jax.block_until_ready(run_on(pyrt_device, f, x))
-    assert "callback" in str(info.value) and "boom" in str(info.value)
+        f(jax.device_put(x, cpu_device))
+    busy = occupy(pyrt_device)
+    with pytest.raises(Exception, match="boom from host") as info:
+        f(jax.device_put(x, pyrt_device))  # queued behind `busy`, then waited for
+    assert "host callback" in str(info.value) and "boom" in str(info.value)
+    assert busy.is_ready()
     np.testing.assert_array_equal(run_on(pyrt_device, lambda v: v + 1, x), x + 1)
+
+
+@pytest.mark.parametrize("n", [3, 200_000])
+def test_callback_program_has_run_when_the_call_returns(pyrt_device, cpu_device, n):
+    """As on CPU: the callback's side effect is visible right after the call, without waiting."""
+    for device in (cpu_device, pyrt_device):
+        seen = []
+        f = jax.jit(lambda x: (io_callback(lambda v: seen.append(v.shape), None, x), x * 2)[1])
+        y = f(jax.device_put(np.ones(n), device))
+        assert seen == [(n,)], device
+        assert y.is_ready()
 
 
 def test_callback_wrong_result_shape_or_dtype(pyrt_device, cpu_device):
@@ -303,44 +324,66 @@ def test_ordered_debug_print_and_io_callback(capsys, pyrt_device, cpu_device):
     assert ao == eo and ao.index("first") < ao.index("second")
 
 
-def test_ordered_callback_exception(pyrt_device):
-    """An ordered callback that raises: the error surfaces (at block_until_ready; CPU raises at
-    the call site) naming the callback, and other work keeps running. Known difference from
-    CPU (docs/jax-integration.md, Host callbacks): the failed program's runtime token carries
-    the error, so later ordered calls of that effect and jax.effects_barrier() re-raise it
-    until JAX's runtime tokens are cleared."""
-    from jax._src import dispatch
-
+def test_ordered_callback_exception(pyrt_device, cpu_device):
+    """An ordered callback that raises: as on CPU, the error raises at the call naming the
+    callback, and later ordered calls and jax.effects_barrier() are unaffected."""
     def f(x):
         io_callback(lambda v: 1 // 0, None, x, ordered=True)
         return x
 
     x = np.ones(2)
-    try:
-        with pytest.raises(Exception, match="host callback .*ZeroDivisionError"):
-            jax.block_until_ready(run_on(pyrt_device, f, x))
-        np.testing.assert_array_equal(run_on(pyrt_device, lambda v: v + 1, x), x + 1)
-    finally:
-        dispatch.runtime_tokens.clear()
-    seen = []
-    g = jax.jit(lambda x: (io_callback(lambda v: seen.append(1), None, x, ordered=True), x)[1])
-    jax.block_until_ready(g(jax.device_put(x, pyrt_device)))
-    jax.effects_barrier()
-    assert seen == [1]
+    for device, match in ((cpu_device, "ZeroDivisionError"),
+                          (pyrt_device, "host callback .*ZeroDivisionError")):
+        with pytest.raises(Exception, match=match):
+            run_on(device, f, x)
+        np.testing.assert_array_equal(run_on(device, lambda v: v + 1, x), x + 1)
+        seen = []
+        g = jax.jit(lambda x: (io_callback(lambda v: seen.append(1), None, x, ordered=True), x)[1])
+        jax.block_until_ready(g(jax.device_put(x, device)))
+        jax.effects_barrier()
+        assert seen == [1], device
 
 
 @pytest.mark.parametrize("n", [3, 200_000])  # run inline / on the device worker
 def test_callback_calling_jax_on_pyrt(pyrt_device, cpu_device, n):
-    """A callback may itself run JAX work on pyrt (no deadlock with the device worker)."""
+    """A callback may itself run JAX work on pyrt, on the device its program runs on (no
+    deadlock with the device worker, even when that worker is busy with the program)."""
+    where = []
 
     def f(x):
         def host(v):
-            with jax.default_device(pyrt_device):
-                return np.asarray(jnp.sin(jnp.asarray(v)) * 2)
+            r = jnp.sin(jax.device_put(v, pyrt_device)) * 2
+            where.append(r.devices())
+            return np.asarray(r)
 
         return jax.pure_callback(host, jax.ShapeDtypeStruct(x.shape, x.dtype), x) + 1
 
     x = np.linspace(-3, 3, n, dtype=np.float32)
     expected = np.sin(x) * 2 + 1
+    busy = occupy(pyrt_device)  # f's program then runs on the device worker
     np.testing.assert_allclose(run_on(pyrt_device, f, x), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(run_on(cpu_device, f, x), expected, rtol=1e-5, atol=1e-6)
+    assert where == [{pyrt_device}, {pyrt_device}]
+    busy.block_until_ready()
+
+
+def test_callback_using_work_queued_after_it_fails_cleanly(pyrt_device):
+    """A callback cannot wait for work queued on its device after its own program: it gets an
+    error naming the problem instead of hanging."""
+    import threading
+
+    later = {}
+
+    def host(v):
+        # Queued from another thread while this program runs: it runs after this program.
+        t = threading.Thread(target=lambda: later.setdefault(
+            "y", jax.jit(lambda a: a * 3)(jax.device_put(np.ones(200_000), pyrt_device))))
+        t.start()
+        t.join()
+        return np.asarray(jax.jit(lambda a: a + 1)(later["y"]))
+
+    f = jax.jit(lambda x: jax.pure_callback(host, jax.ShapeDtypeStruct((200_000,), x.dtype), x))
+    occupy(pyrt_device)  # f's program then runs on the device worker, not on this thread
+    with pytest.raises(Exception, match="work queued after the callback's program"):
+        f(jax.device_put(np.ones(200_000), pyrt_device))
+    np.testing.assert_array_equal(np.asarray(later["y"]), np.full(200_000, 3.0))

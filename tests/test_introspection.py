@@ -2,6 +2,7 @@
 Array.unsafe_buffer_pointer(), device.memory_stats() and DLPack in both directions."""
 
 import gc
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -108,3 +109,53 @@ def test_dlpack_import(pyrt_device):
         assert_same(np.asarray(jax.jit(lambda a: a + 1)(y)), data + 1)
     # round trip through DLPack again
     assert_same(np.from_dlpack(jax.dlpack.from_dlpack(src, device=pyrt_device)), src)
+
+
+def test_dlpack_import_is_zero_copy(pyrt_device):
+    """A dense host tensor becomes a pyrt array over the same memory
+    (PJRT_Client_CreateViewOfDeviceBuffer); the tensor is released with the last pyrt buffer."""
+    src = np.arange(1 << 16, dtype=np.float32)
+    refs = sys.getrefcount(src)
+    for import_ in (jax.dlpack.from_dlpack, jnp.from_dlpack):
+        y = import_(src, device=pyrt_device)
+        assert y.devices() == {pyrt_device}
+        assert y.unsafe_buffer_pointer() == src.ctypes.data
+        assert sys.getrefcount(src) > refs  # the capsule's owner holds the tensor
+        z = jax.jit(lambda a: a * 2)(y)
+        assert_same(np.asarray(z), src * 2)
+        del y, z
+        gc.collect()
+        assert sys.getrefcount(src) == refs  # released with the buffer
+    # A donated view is deleted, but its memory (the tensor's) is never written.
+    y = jax.dlpack.from_dlpack(src, device=pyrt_device)
+    out = jax.jit(lambda a: a + 1, donate_argnums=0)(y)
+    assert y.is_deleted() and out.unsafe_buffer_pointer() != src.ctypes.data
+    assert_same(np.asarray(out), np.arange(1 << 16, dtype=np.float32) + 1)
+    assert_same(src, np.arange(1 << 16, dtype=np.float32))
+
+
+def test_dlpack_import_copies(pyrt_device):
+    src = np.arange(12, dtype=np.float32).reshape(3, 4)
+    copied = jax.dlpack.from_dlpack(src, device=pyrt_device, copy=True)
+    assert copied.unsafe_buffer_pointer() != src.ctypes.data
+    transposed = jax.dlpack.from_dlpack(src.T, device=pyrt_device)  # pyrt views row-major only
+    with pytest.raises(ValueError, match="needs a copy"):
+        jax.dlpack.from_dlpack(src.T, device=pyrt_device, copy=False)
+    src[0, 0] = 100
+    assert_same(np.asarray(copied), np.arange(12, dtype=np.float32).reshape(3, 4))
+    assert_same(np.asarray(transposed), np.arange(12, dtype=np.float32).reshape(3, 4).T)
+    # Without x64, f64 becomes f32 as on CPU.
+    f = jax.dlpack.from_dlpack(np.arange(3.0), device=pyrt_device)
+    assert f.dtype == jax.dlpack.from_dlpack(np.arange(3.0), device=jax.devices("cpu")[0]).dtype
+
+
+def test_dlpack_import_of_a_pyrt_array(pyrt_device, cpu_device):
+    """A pyrt array stays on its device (jax alone would move it to cpu: it says kDLCPU)."""
+    x = jax.device_put(np.arange(6, dtype=np.int32), pyrt_device)
+    y = jax.dlpack.from_dlpack(x)
+    assert y.devices() == {pyrt_device} and y.unsafe_buffer_pointer() == x.unsafe_buffer_pointer()
+    on_cpu = jax.dlpack.from_dlpack(x, device=cpu_device)
+    assert on_cpu.devices() == {cpu_device}
+    assert_same(np.asarray(on_cpu), np.arange(6, dtype=np.int32))
+    with pytest.raises(ValueError, match="copy=False"):
+        jax.dlpack.from_dlpack(x, device=cpu_device, copy=False)

@@ -28,27 +28,6 @@ def stats(device):
 
 # ------------------------------------------------------------------ asynchronous dispatch
 
-def test_dispatch_is_asynchronous(pyrt_device):
-    """The call returns while the program is still running: here the program waits in a host
-    callback for an event that is set only after the call has returned."""
-    release = threading.Event()
-
-    def wait_for_release(x):
-        released = release.wait(timeout=60)  # a synchronous dispatch would never get here in time
-        return x * (2.0 if released else -1.0)
-
-    def program(x):  # big enough not to be run inline on the caller's thread
-        y = jax.pure_callback(wait_for_release, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
-        return jnp.sin(y)
-
-    x = np.linspace(0, 1, 1 << 17, dtype=np.float32)
-    y = jax.jit(program)(jax.device_put(x, pyrt_device))
-    assert not y.is_ready()  # the program is blocked in the callback
-    release.set()
-    y.block_until_ready()
-    np.testing.assert_allclose(np.asarray(y), np.sin(x * 2.0), rtol=1e-6)
-
-
 def test_results_chain_without_waiting(pyrt_device):
     """A program may take arguments that are still being computed; deleting an argument right
     after dispatch does not disturb the run that reads it."""
@@ -79,44 +58,81 @@ def forget_new_programs():
             del _bridge._cache[key]
 
 
-@pytest.fixture
-def failing_sine(monkeypatch, forget_new_programs):
-    """Makes stablehlo.sine kernels raise at run time (for programs compiled while active)."""
-    original = ops.lookup("stablehlo.sine")
+def patch_kernel(monkeypatch, name, wrap):
+    """Programs compiled from now on run `wrap(kernel)` for op `name`."""
+    original = ops.lookup(name)
     assert original is not None
-
-    def handler(op):
-        kernel = original(op)
-
-        def failing(x):
-            if np.any(x > 100):
-                raise RuntimeError(f"injected failure for {x.shape}")
-            return kernel(x)
-
-        return failing
-
-    monkeypatch.setitem(ops._HANDLERS, "stablehlo.sine", handler)
+    monkeypatch.setitem(ops._HANDLERS, name, lambda op: wrap(original(op)))
 
 
-def test_runtime_error_surfaces_and_device_recovers(pyrt_device, failing_sine):
-    # A shape nobody else compiles, so neither JAX's nor pyrt's compile cache has this program.
+def test_dispatch_is_asynchronous(pyrt_device, monkeypatch, forget_new_programs):
+    """The call returns while the program is still running: here its sine kernel waits for an
+    event that is set only after the call has returned."""
+    release = threading.Event()
+
+    def waiting(kernel):
+        def run(x):
+            release.wait(timeout=30)  # a synchronous dispatch would get here only after 30 s
+            return kernel(x) * (1.0 if release.is_set() else -1.0)
+        return run
+
+    patch_kernel(monkeypatch, "stablehlo.sine", waiting)
+    x = np.linspace(0, 1, 1 << 17, dtype=np.float32)  # too big to run on the caller's thread
+    y = jax.jit(lambda a: jnp.sin(a) * 2)(jax.device_put(x, pyrt_device))
+    assert not y.is_ready()  # the program waits in its kernel
+    release.set()
+    np.testing.assert_allclose(np.asarray(y), np.sin(x) * 2, rtol=1e-6)
+
+
+def failing(kernel):
+    def run(x):
+        if np.any(x > 100):
+            raise RuntimeError(f"injected failure for {x.shape}")
+        return kernel(x)
+    return run
+
+
+def test_runtime_error_of_a_cheap_program_raises_at_the_call(pyrt_device, monkeypatch,
+                                                              forget_new_programs):
+    """A cheap program runs inside the call (as on XLA:CPU), so its error raises there, and the
+    device stays usable."""
+    patch_kernel(monkeypatch, "stablehlo.sine", failing)
     f = jax.jit(lambda a: jnp.sin(a) + 1)
-    x = np.full((7, 13, 3), 1000, np.float32)
-    y = f(jax.device_put(x, pyrt_device))  # dispatch succeeds: the failure comes later
+    # A shape nobody else compiles, so neither JAX's nor pyrt's compile cache has this program.
+    xd = jax.device_put(np.full((7, 13, 3), 1000, np.float32), pyrt_device)
+    before = stats(pyrt_device)
     with pytest.raises(jax.errors.JaxRuntimeError, match=r"injected failure for \(7, 13, 3\)"):
-        y.block_until_ready()
-    with pytest.raises(jax.errors.JaxRuntimeError, match="injected failure"):
-        np.asarray(y)
-    # Work that depends on the failed result fails with the same error.
-    z = jax.jit(lambda a: a.T)(y)
-    with pytest.raises(jax.errors.JaxRuntimeError, match="injected failure"):
-        np.asarray(z)
-    # The same program on good data, and other programs, still work.
+        f(xd)
+    assert stats(pyrt_device) == before  # the failed call's outputs were never handed out
     ok = np.linspace(-3, 3, 273, dtype=np.float32).reshape(7, 13, 3)
     np.testing.assert_allclose(np.asarray(f(jax.device_put(ok, pyrt_device))), np.sin(ok) + 1,
                                rtol=1e-6)
     w = jax.jit(lambda a: a @ a)(jax.device_put(np.eye(5, dtype=np.float32) * 2, pyrt_device))
     np.testing.assert_array_equal(np.asarray(w), np.eye(5, dtype=np.float32) * 4)
+
+
+def test_runtime_error_of_a_queued_program_surfaces_when_read(pyrt_device, monkeypatch,
+                                                               forget_new_programs):
+    """A program queued on the device worker fails after the call has returned: the error
+    surfaces at block_until_ready / np.asarray, and in work that depends on the result."""
+    patch_kernel(monkeypatch, "stablehlo.sine", failing)
+    f = jax.jit(lambda a: jnp.sin(a) + 1)
+    x = np.full((3, 1 << 16), 1000, np.float32)  # too big to run on the caller's thread
+    y = f(jax.device_put(x, pyrt_device))  # dispatch succeeds: the failure comes later
+    with pytest.raises(jax.errors.JaxRuntimeError, match=r"injected failure for \(3, 65536\)"):
+        y.block_until_ready()
+    with pytest.raises(jax.errors.JaxRuntimeError, match="injected failure"):
+        np.asarray(y)
+    # Queued work that depends on the failed result fails with the same error; work that runs
+    # at once (a cheap reduction of the now failed result) raises it at its call.
+    z = jax.jit(lambda a: a.T)(y)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="injected failure"):
+        np.asarray(z)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="injected failure"):
+        jax.jit(jnp.sum)(y)
+    ok = np.linspace(-3, 3, 3 << 16, dtype=np.float32).reshape(3, 1 << 16)
+    np.testing.assert_allclose(np.asarray(f(jax.device_put(ok, pyrt_device))), np.sin(ok) + 1,
+                               rtol=1e-6)
 
 
 def test_execution_error_keeps_its_message(pyrt_device, monkeypatch, forget_new_programs):
@@ -131,10 +147,9 @@ def test_execution_error_keeps_its_message(pyrt_device, monkeypatch, forget_new_
         return kernel
 
     monkeypatch.setitem(ops._HANDLERS, "stablehlo.transpose", handler)
-    y = jax.jit(lambda a: a.T)(jax.device_put(np.ones((11, 2, 5), np.int16), pyrt_device))
     with pytest.raises(jax.errors.JaxRuntimeError,
                        match="INVALID_ARGUMENT: pyrt: transpose refused the operand"):
-        np.asarray(y)
+        jax.jit(lambda a: a.T)(jax.device_put(np.ones((11, 2, 5), np.int16), pyrt_device))
     monkeypatch.setitem(ops._HANDLERS, "stablehlo.transpose", original)
     x = np.arange(110, dtype=np.int16).reshape(11, 2, 5)
     z = jax.jit(lambda a: a.transpose(2, 0, 1))(jax.device_put(x, pyrt_device))
@@ -344,16 +359,16 @@ SYNC_SCRIPT = """
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
     d, cpu = jax.devices("pyrt")[0], jax.devices("cpu")[0]
-    out = {"synchronous_attr": None, "ready_at_return": [], "same_as_cpu": []}
+    out = {"ready_at_return": [], "same_as_cpu": []}
     funcs = [lambda a: jnp.sin(a) @ a.T, lambda a: jnp.pad(a, 2)[::-1] + 1.5,
              lambda a: jnp.concatenate([a, a.T.reshape(a.shape)]).sum(axis=0)]
-    x = np.linspace(-2, 2, 36).reshape(6, 6)
+    x = np.linspace(-2, 2, 300 * 300).reshape(300, 300)  # too big to run inline when async
     for f in funcs:
         y = jax.jit(f)(jax.device_put(x, d))
         out["ready_at_return"].append(y.is_ready())
         want = np.asarray(jax.jit(f)(jax.device_put(x, cpu)))
         out["same_as_cpu"].append(bool(np.allclose(np.asarray(y), want, rtol=1e-12, atol=1e-12)))
-    # A run-time failure in a kernel surfaces when the result is read, and the device recovers.
+    # A run-time failure in a kernel, and the device recovering from it.
     from jax_pyrt import ops
     sine = ops.lookup("stablehlo.sine")
     def failing(op):
@@ -361,10 +376,12 @@ SYNC_SCRIPT = """
             raise RuntimeError("injected sync failure")
         return kernel
     ops._HANDLERS["stablehlo.sine"] = failing
+    out["error"], out["raised_at"] = "", None
     try:
-        bad = jax.jit(lambda a: jnp.sin(a) * 3)(jax.device_put(np.ones((3, 5, 7)), d))
+        out["raised_at"] = "call"
+        bad = jax.jit(lambda a: jnp.sin(a) * 3)(jax.device_put(np.ones((3, 5, 7000)), d))
+        out["raised_at"] = "read"
         np.asarray(bad)
-        out["error"] = ""
     except Exception as e:
         out["error"] = str(e)
     ops._HANDLERS["stablehlo.sine"] = sine
@@ -379,9 +396,11 @@ def test_synchronous_mode_gives_the_same_results():
     assert r["same_as_cpu"] == [True, True, True]
     assert r["ready_at_return"] == [True, True, True]  # the run happened inside the call
     assert "injected sync failure" in r["error"] and r["after_error_ok"]
+    assert r["raised_at"] == "call"
     r = run_subprocess(SYNC_SCRIPT, PYRT_SYNC="0")
     assert r["same_as_cpu"] == [True, True, True]
     assert "injected sync failure" in r["error"] and r["after_error_ok"]
+    assert r["raised_at"] == "read"
 
 
 def test_sync_mode_threads():

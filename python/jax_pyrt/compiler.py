@@ -17,6 +17,7 @@ import numpy as np
 from jaxlib.mlir import ir
 
 from . import attributes, dtypes, ops
+from .jax_integration import callbacks
 from .errors import InvalidProgramError, UnsupportedError
 
 _LOCATION = re.compile(r'"([^"]+)":(\d+)')
@@ -188,6 +189,7 @@ class Compiler:
         self.call_site = ""  # location of the func.call being compiled, for ops without their own
         self.elements = 0  # elements produced by all ops: a rough cost estimate
         self.has_loops = False
+        self.calls_host = False  # calls host callbacks (jax_integration/callbacks.py)
 
     def fresh(self, prefix):
         self._counter += 1
@@ -250,6 +252,9 @@ class Compiler:
             if isinstance(r.type, ir.RankedTensorType):
                 self.elements += int(np.prod(r.type.shape, dtype=np.int64))
         self.has_loops |= operation.name == "stablehlo.while"
+        self.calls_host |= (operation.name == "stablehlo.custom_call" and
+                            ir.StringAttr(operation.attributes["call_target_name"]).value
+                            == callbacks.TARGET)
         if operation.name in _CALLS:
             return None
         handler = ops.lookup(operation.name)
@@ -391,12 +396,13 @@ CHEAP_ELEMENTS = 1 << 16
 class Prepared:
     """A compiled program: `entry(views)` runs it on StorageViews and returns output bytes."""
 
-    def __init__(self, source, entry, input_types, output_types, cheap):
+    def __init__(self, source, entry, input_types, output_types, cheap, calls_host):
         self.source = source
         self.entry = entry
         self.input_types = input_types
         self.output_types = output_types
         self.cheap = cheap
+        self.calls_host = calls_host
 
 
 def _as_bytes(value, dtype):
@@ -442,4 +448,4 @@ def compile_module(module, num_replicas=1, num_partitions=1):
     code = compile(source, f"<pyrt program {symbol}>", "exec")
     exec(code, ns)
     cheap = not compiler.has_loops and compiler.elements <= CHEAP_ELEMENTS
-    return Prepared(source, ns["entry"], input_types, output_types, cheap)
+    return Prepared(source, ns["entry"], input_types, output_types, cheap, compiler.calls_host)

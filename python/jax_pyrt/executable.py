@@ -179,8 +179,12 @@ class Executable:
         self.input_specs = [(dtypes.PJRT_TYPE_BY_DTYPE[t.dtype], t.shape) for t in prepared.input_types]
         self.output_specs = [(dtypes.PJRT_TYPE_BY_DTYPE[t.dtype], t.shape) for t in prepared.output_types]
         self.run_inline = prepared.cheap
+        # Programs that call host callbacks finish before Execute returns, as on XLA:CPU, so a
+        # callback's exception raises at the user's call (runtime.cc).
+        self.synchronous = prepared.calls_host
 
     _PROGRAM_FIELDS = ("name", "text", "source", "input_specs", "output_specs", "run_inline",
+                       "synchronous",
                        "num_replicas", "num_partitions", "input_output_aliases",
                        "cost_analysis", "argument_size_in_bytes", "output_size_in_bytes",
                        "alias_size_in_bytes")
@@ -199,7 +203,9 @@ class Executable:
 
     def _restore(self, program):
         fields, ns = program
-        if (fields["num_replicas"], fields["num_partitions"]) != (self.num_replicas, self.num_partitions):
+        if (set(fields) != set(self._PROGRAM_FIELDS)  # saved by another pyrt build
+                or (fields["num_replicas"], fields["num_partitions"]) != (self.num_replicas,
+                                                                        self.num_partitions)):
             self.recompiled = True
             return False
         for k, v in fields.items():

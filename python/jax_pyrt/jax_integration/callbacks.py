@@ -23,7 +23,8 @@ every jit lowering adds one entry; each holds only the user's callable).
 Ordering: the runtime runs a program's ops in program order and a device's programs in
 submission order (the worker is in-order, and a program runs inline only when the worker is
 idle), so ordered callbacks keep their order within and across calls. Tokens are None at run
-time.
+time. Programs with callbacks finish inside the call, as on XLA:CPU (`synchronous` in
+executable.py), so a callback's exception raises at the user's call.
 """
 
 import itertools
@@ -141,8 +142,8 @@ def _emit(ctx, callback, token, operands, result_avals, *, has_side_effect, desc
         return out_vals
 
     config = register(wrapped, description)
-    # Not ctx.module_context.add_host_callback(wrapped): JAX would then run every program with
-    # a pure_callback through its runtime tokens, where pyrt's asynchronous errors would linger
+    # Not ctx.module_context.add_host_callback(wrapped): that is for XLA:CPU's ExecuteContext,
+    # and it would make JAX thread runtime tokens through every program with a pure_callback
     # (see docs/jax-integration.md). The persistent cache may store such programs, but the
     # random session in backend_config keeps another process from ever hitting them.
     result_types = [mlir.aval_to_ir_type(ctx.module_context, a) for a in result_avals]
