@@ -91,9 +91,10 @@ def check_mlir(pyrt_device, cpu_device):
 
 
 def run_subprocess(code, timeout=120, **env):
-    """Runs `code` in a fresh Python with extra environment; returns its last stdout line as JSON."""
-    environment = dict(os.environ, **env)
-    environment.pop("JAX_PLATFORMS", None)
+    """Runs `code` in a fresh Python with extra environment (JAX_PLATFORMS only if given);
+    returns its last stdout line as JSON."""
+    environment = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    environment.update(env)
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                           text=True, timeout=timeout, env=environment)
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.experimental import io_callback
 
-from conftest import run_on
+from conftest import run_on, run_subprocess
 
 
 def _both(capsys, pyrt_device, cpu_device, fn, *args, **jit_kwargs):
@@ -387,3 +387,45 @@ def test_callback_using_work_queued_after_it_fails_cleanly(pyrt_device):
     with pytest.raises(Exception, match="work queued after the callback's program"):
         f(jax.device_put(np.ones(200_000), pyrt_device))
     np.testing.assert_array_equal(np.asarray(later["y"]), np.full(200_000, 3.0))
+
+
+def test_callbacks_without_a_cpu_backend():
+    """Under JAX_PLATFORMS=pyrt there is no CPU device for JAX's callback impls to put the
+    operands on ("failed to find a local CPU device"); pyrt's default device takes its place,
+    so callbacks work as they do under JAX_PLATFORMS=cpu."""
+    r = run_subprocess("""
+        import io, json, contextlib
+        import jax, jax.numpy as jnp, numpy as np
+        from jax.experimental import io_callback
+        out = {"devices": [d.platform for d in jax.devices()]}
+        seen = []
+        def host(v):
+            seen.append(type(v).__name__)
+            return np.asarray(jnp.sin(v) * 2)  # JAX work inside the callback, on pyrt
+        @jax.jit
+        def f(x):
+            jax.debug.print("sum={s}", s=x.sum())
+            y = jax.pure_callback(host, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+            io_callback(lambda v: seen.append(float(v)), None, y.sum(), ordered=True)
+            return y + 1
+        x = np.linspace(-1, 1, 5, dtype=np.float32)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            y = f(x)
+            jax.effects_barrier()
+        out["printed"] = printed.getvalue()
+        out["close"] = bool(np.allclose(np.asarray(y), np.sin(x) * 2 + 1, rtol=1e-6))
+        out["seen"] = seen
+        def boom(v):
+            raise ValueError("boom without cpu")
+        try:
+            jax.jit(lambda v: jax.pure_callback(boom, jax.ShapeDtypeStruct(v.shape, v.dtype), v))(x)
+            out["error"] = ""
+        except Exception as e:
+            out["error"] = str(e)
+        print(json.dumps(out))
+    """, JAX_PLATFORMS="pyrt")
+    assert r["devices"] == ["pyrt"]
+    assert r["printed"] == "sum=0.0\n" and r["close"]
+    assert r["seen"][0] == "ArrayImpl" and abs(r["seen"][1]) < 1e-5
+    assert "boom without cpu" in r["error"] and "host callback" in r["error"]

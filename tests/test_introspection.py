@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import assert_same
+from conftest import assert_same, run_subprocess
 
 
 def compiled(device, fn, *args, **kw):
@@ -159,3 +159,19 @@ def test_dlpack_import_of_a_pyrt_array(pyrt_device, cpu_device):
     assert_same(np.asarray(on_cpu), np.arange(6, dtype=np.int32))
     with pytest.raises(ValueError, match="copy=False"):
         jax.dlpack.from_dlpack(x, device=cpu_device, copy=False)
+
+
+def test_dlpack_import_without_a_cpu_backend():
+    """jax imports a host tensor onto the cpu backend; under JAX_PLATFORMS=pyrt the default
+    device takes its place (zero-copy)."""
+    r = run_subprocess("""
+        import json
+        import jax, jax.numpy as jnp, numpy as np
+        jax.devices()  # plugins (and so pyrt's wrapper) load with the first backend use
+        src = np.arange(1 << 12, dtype=np.float32)
+        y = jnp.from_dlpack(src)
+        print(json.dumps({"devices": [d.platform for d in y.devices()],
+                          "zero_copy": y.unsafe_buffer_pointer() == src.ctypes.data,
+                          "equal": bool(np.array_equal(np.asarray(y * 2), src * 2))}))
+    """, JAX_PLATFORMS="pyrt")
+    assert r == {"devices": ["pyrt"], "zero_copy": True, "equal": True}

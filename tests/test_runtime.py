@@ -184,6 +184,11 @@ def test_unsupported_op_fails_at_compile_time_with_location(pyrt_device, monkeyp
     message = str(info.value)
     assert "UNIMPLEMENTED" in message and name in message, message
     assert f"test_runtime.py:{line}" in message, message
+    # ... and says what to do, which works.
+    assert "jax.device_put(x, jax.devices('cpu')[0])" in message, message
+    cpu = jax.devices("cpu")[0]
+    np.testing.assert_allclose(np.asarray(jax.jit(fn)(jax.device_put(arg, cpu))), fn(arg),
+                               rtol=1e-6)
 
 
 # ------------------------------------------------------------------ threads, leaks

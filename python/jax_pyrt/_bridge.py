@@ -48,9 +48,17 @@ def deserialize(data, override_options):
     return executable
 
 
+# What to do about a program pyrt cannot run, appended to every compile-time UnsupportedError.
+UNSUPPORTED_FIX = ("To run it anyway, run this computation on the CPU backend (put its inputs "
+                   "there: jax.device_put(x, jax.devices('cpu')[0])); pyrt's coverage is in "
+                   "docs/ops.md")
+
+
 def _guard(make):
     try:
         return make()
+    except UnsupportedError as e:
+        raise UnsupportedError(f"{e}. {UNSUPPORTED_FIX}") from e
     except PyrtError:
         raise
     except Exception as e:  # a bug of ours or an input we failed to anticipate: say which

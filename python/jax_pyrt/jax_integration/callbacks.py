@@ -120,6 +120,33 @@ def python_callback(op_):
 # ------------------------------------------------------------------- lowering side
 
 
+def _have_cpu():
+    from . import have_backend
+    return have_backend("cpu")
+
+
+def _impl_without_cpu(what, callback, args):
+    """JAX's callback impls (pure_callback_impl, ...) with the default device (pyrt's, under
+    JAX_PLATFORMS=pyrt) in the CPU device's place: they put the operands on a CPU device and run
+    the callable with it as the default device, and refuse to run when there is none ("failed
+    to find a local CPU device"). Only used then, so that switching JAX_PLATFORMS from cpu to
+    pyrt changes nothing else."""
+    import logging
+
+    from jax._src import api, config, tree_util
+    from jax._src import xla_bridge as xb
+
+    device = xb.local_devices()[0]
+    args = api.device_put(args, device)
+    with config.default_device(device):
+        try:
+            out = callback(*args)
+            return () if out is None else tuple(tree_util.tree_map(np.asarray, out))
+        except BaseException:
+            logging.getLogger("jax._src.callback").exception(f"jax.{what} failed")
+            raise
+
+
 def _emit(ctx, callback, token, operands, result_avals, *, has_side_effect, description):
     """JAX's emit_python_callback for pyrt: returns (results, token)."""
     from jax._src import dtypes
@@ -164,6 +191,8 @@ def _pure_callback_lowering(ctx, *args, callback, sharding, **params):
     from jax._src import callback as cb
 
     def _callback(*flat_args):
+        if not _have_cpu():
+            return _impl_without_cpu("pure_callback", callback, flat_args)
         return tuple(cb.pure_callback_impl(*flat_args, callback=callback, sharding=None,
                                            **params))
 
@@ -177,6 +206,8 @@ def _io_callback_lowering(ctx, *args, callback, sharding, ordered, **params):
     from jax._src.interpreters import mlir
 
     def _callback(*flat_args):
+        if not _have_cpu():
+            return _impl_without_cpu("io_callback", callback, flat_args)
         return tuple(cb.io_callback_impl(*flat_args, callback=callback, sharding=None,
                                          ordered=ordered, **params))
 
@@ -193,6 +224,9 @@ def _debug_callback_lowering(ctx, *args, effect, partitioned, callback, **params
     from jax._src.interpreters import mlir
 
     def _callback(*flat_args):
+        if not _have_cpu():
+            _impl_without_cpu("debug.callback", callback, flat_args)
+            return ()
         debugging.debug_callback_p.impl(*flat_args, effect=effect, partitioned=partitioned,
                                         callback=callback, **params)
         return ()

@@ -13,7 +13,8 @@ device. For a pyrt target the wrapper instead hands the capsule to jaxlib's impo
 pyrt device, which wraps the tensor's memory with PJRT_Client_CreateViewOfDeviceBuffer (no
 copy; the tensor's owner is released when the last pyrt buffer using it goes). A tensor pyrt
 cannot view (not dense row-major, e.g. a transpose) is copied, unless copy=False. A pyrt array
-with device=None stays on its pyrt device (jax would move it to cpu, since it says kDLCPU).
+with device=None stays on its pyrt device (jax would move it to cpu, since it says kDLCPU); a
+host tensor with device=None goes to the default device when there is no cpu backend.
 Checked against jax 0.10.2.
 """
 
@@ -78,6 +79,8 @@ def _install_import(platform):
     import jax.dlpack
     from jax._src import dlpack as jax_dlpack
 
+    from . import have_backend
+
     original = jax_dlpack.from_dlpack
     if getattr(original, "_pyrt_platform", None) == platform:
         return
@@ -103,6 +106,10 @@ def _install_import(platform):
                 x = jax.device_put(x, device)
             return jnp.array(x, copy=True) if copy else x
         target = target_device(device)
+        if device is None and not have_backend("cpu"):
+            # jax would import a kDLCPU tensor onto the cpu backend; without one (e.g. under
+            # JAX_PLATFORMS=pyrt) the default device takes its place.
+            target = target_device(jax.devices()[0])
         if (target is None or not hasattr(external_array, "__dlpack_device__")
                 or int(external_array.__dlpack_device__()[0]) != _KDLCPU):
             return original(external_array, device=device, copy=copy)
