@@ -313,17 +313,33 @@ Status CheckShape(PJRT_Buffer_Type type, const int64_t* dims, size_t num_dims,
   return Status::Ok();
 }
 
+// What every buffer-creating entry point checks and derives.
+struct NewBufferPlan {
+  std::vector<int64_t> dims;
+  size_t nbytes = 0;
+  PJRT_Memory* memory = nullptr;
+  PJRT_Device* device = nullptr;
+};
+Status PlanNewBuffer(PJRT_Client* client, PJRT_Buffer_Type type, const int64_t* dims,
+                     size_t num_dims, const PJRT_Buffer_MemoryLayout* layout, PJRT_Device* device,
+                     PJRT_Memory* memory, NewBufferPlan* plan) {
+  Status s = CheckShape(type, dims, num_dims, &plan->dims, &plan->nbytes);
+  if (s.ok()) s = CheckDeviceLayout(layout, plan->dims.size());
+  if (s.ok()) s = TargetMemory(client, device, memory, &plan->memory);
+  if (s.ok()) plan->device = plan->memory->devices.front();
+  return s;
+}
+
 PJRT_Error* Client_BufferFromHostBuffer(PJRT_Client_BufferFromHostBuffer_Args* args) {
   PYRT_ARGS(args, buffer);
   PYRT_NOT_NULL(args->client);
-  std::vector<int64_t> dims;
-  size_t nbytes = 0;
-  PYRT_RETURN_IF_ERROR(CheckShape(args->type, args->dims, args->num_dims, &dims, &nbytes));
-  if (nbytes > 0) PYRT_NOT_NULL(args->data);
-  PYRT_RETURN_IF_ERROR(CheckDeviceLayout(args->device_layout, dims.size()));
-  PJRT_Memory* memory = nullptr;
-  PYRT_RETURN_IF_ERROR(TargetMemory(args->client, args->device, args->memory, &memory));
-  PJRT_Device* device = memory->devices.front();
+  NewBufferPlan plan;
+  PYRT_RETURN_IF_ERROR(PlanNewBuffer(args->client, args->type, args->dims, args->num_dims,
+                                     args->device_layout, args->device, args->memory, &plan));
+  if (plan.nbytes > 0) PYRT_NOT_NULL(args->data);
+  const std::vector<int64_t>& dims = plan.dims;
+  size_t nbytes = plan.nbytes;
+  PJRT_Device* device = plan.device;
 
   size_t elem = ElementSize(args->type);
   std::vector<int64_t> dense = DenseStrides(dims, elem);
@@ -356,7 +372,8 @@ PJRT_Error* Client_BufferFromHostBuffer(PJRT_Client_BufferFromHostBuffer_Args* a
     done_with_host = Completion::Ready();
   }
   args->done_with_host_buffer = NewEvent(done_with_host);
-  args->buffer = NewBuffer(memory, device, args->type, std::move(dims), DeviceArray::Of(storage));
+  args->buffer = NewBuffer(plan.memory, device, args->type, std::move(plan.dims),
+                           DeviceArray::Of(storage));
   return nullptr;
 }
 
@@ -365,18 +382,14 @@ PJRT_Error* Client_BufferFromHostBuffer(PJRT_Client_BufferFromHostBuffer_Args* a
 PJRT_Error* Client_CreateViewOfDeviceBuffer(PJRT_Client_CreateViewOfDeviceBuffer_Args* args) {
   PYRT_ARGS(args, buffer);
   PYRT_NOT_NULL(args->client);
-  std::vector<int64_t> dims;
-  size_t nbytes = 0;
-  PYRT_RETURN_IF_ERROR(CheckShape(args->element_type, args->dims, args->num_dims, &dims, &nbytes));
-  if (nbytes > 0) PYRT_NOT_NULL(args->device_buffer_ptr);
-  PYRT_RETURN_IF_ERROR(CheckDeviceLayout(args->layout, dims.size()));
   PJRT_Memory* requested = args->struct_size >= PYRT_SIZE_THROUGH(
                                PJRT_Client_CreateViewOfDeviceBuffer_Args, memory)
                                ? args->memory
                                : nullptr;
-  PJRT_Memory* memory = nullptr;
-  PYRT_RETURN_IF_ERROR(TargetMemory(args->client, args->device, requested, &memory));
-  PJRT_Device* device = memory->devices.front();
+  NewBufferPlan plan;
+  PYRT_RETURN_IF_ERROR(PlanNewBuffer(args->client, args->element_type, args->dims, args->num_dims,
+                                     args->layout, args->device, requested, &plan));
+  if (plan.nbytes > 0) PYRT_NOT_NULL(args->device_buffer_ptr);
   std::function<void()> release;
   if (args->on_delete_callback != nullptr) {
     auto callback = args->on_delete_callback;
@@ -387,8 +400,9 @@ PJRT_Error* Client_CreateViewOfDeviceBuffer(PJRT_Client_CreateViewOfDeviceBuffer
     release = [callback, ptr, user_arg] { bridge::CallWithGil([=] { callback(ptr, user_arg); }); };
   }
   // Not writable: donating the buffer never writes into the owner's memory.
-  auto storage = Storage::Borrow(args->device_buffer_ptr, nbytes, &device->stats, std::move(release));
-  args->buffer = NewBuffer(memory, device, args->element_type, std::move(dims),
+  auto storage = Storage::Borrow(args->device_buffer_ptr, plan.nbytes, &plan.device->stats,
+                                 std::move(release));
+  args->buffer = NewBuffer(plan.memory, plan.device, args->element_type, std::move(plan.dims),
                            DeviceArray::Of(std::move(storage)));
   return nullptr;
 }
@@ -396,18 +410,14 @@ PJRT_Error* Client_CreateViewOfDeviceBuffer(PJRT_Client_CreateViewOfDeviceBuffer
 PJRT_Error* Client_CreateUninitializedBuffer(PJRT_Client_CreateUninitializedBuffer_Args* args) {
   PYRT_ARGS(args, buffer);
   PYRT_NOT_NULL(args->client);
-  std::vector<int64_t> dims;
-  size_t nbytes = 0;
-  PYRT_RETURN_IF_ERROR(
-      CheckShape(args->shape_element_type, args->shape_dims, args->shape_num_dims, &dims, &nbytes));
-  PYRT_RETURN_IF_ERROR(CheckDeviceLayout(args->shape_layout, dims.size()));
-  PJRT_Memory* memory = nullptr;
-  PYRT_RETURN_IF_ERROR(TargetMemory(args->client, args->device, args->memory, &memory));
-  PJRT_Device* device = memory->devices.front();
-  auto storage = Storage::Allocate(nbytes, &device->stats);
-  std::memset(storage->data(), 0, nbytes);  // deterministic, though nobody may read it
-  args->buffer = NewBuffer(memory, device, args->shape_element_type, std::move(dims),
-                           DeviceArray::Of(storage));
+  NewBufferPlan plan;
+  PYRT_RETURN_IF_ERROR(PlanNewBuffer(args->client, args->shape_element_type, args->shape_dims,
+                                     args->shape_num_dims, args->shape_layout, args->device,
+                                     args->memory, &plan));
+  auto storage = Storage::Allocate(plan.nbytes, &plan.device->stats);
+  std::memset(storage->data(), 0, plan.nbytes);  // deterministic, though nobody may read it
+  args->buffer = NewBuffer(plan.memory, plan.device, args->shape_element_type,
+                           std::move(plan.dims), DeviceArray::Of(storage));
   return nullptr;
 }
 

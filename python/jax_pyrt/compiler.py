@@ -17,8 +17,8 @@ import numpy as np
 from jaxlib.mlir import ir
 
 from . import attributes, dtypes, ops
-from .jax_integration import callbacks
 from .errors import InvalidProgramError, UnsupportedError
+from .jax_integration import callbacks
 
 _LOCATION = re.compile(r'"([^"]+)":(\d+)')
 
