@@ -106,22 +106,34 @@ def tensor_type(shape, dtype):
     return f"tensor<{''.join(f'{d}x' for d in shape)}{dtypes.MLIR_BY_DTYPE[np.dtype(dtype)]}>"
 
 
-def random_array(shape, dtype, seed=0):
-    """Random values of `dtype` with edge values first: INT_MIN, INT_MAX, 0 for integers; NaN,
-    +-inf, -0.0 for floats."""
+def random_values(shape, dtype, seed=0, *, int_bound=None, scale=1, true_fraction=0.5):
+    """Random values of `dtype`: booleans true with probability `true_fraction`; integers uniform
+    over the type's range, or over [-int_bound, int_bound] clipped to it; floats standard normal
+    times `scale` (complex: plus an unscaled standard-normal imaginary part)."""
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(seed)
-    n = int(np.prod(shape, dtype=np.int64))
     if dtypes.is_bool(dtype):
-        return rng.random(shape) < 0.5
+        return rng.random(shape) < true_fraction
     if dtypes.is_integer(dtype):
         info = np.iinfo(dtype)
-        flat = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
-        flat[:min(3, n)] = [info.min, info.max, 0][:min(3, n)]
-        return flat.reshape(shape)
-    flat = rng.standard_normal(n) * 10
+        lo, hi = ((info.min, info.max) if int_bound is None
+                  else (max(info.min, -int_bound), int_bound))
+        return rng.integers(lo, hi, shape, dtype=dtype, endpoint=True)
+    x = rng.standard_normal(shape) * scale
     if dtypes.is_complex(dtype):
-        flat = flat + 1j * rng.standard_normal(n)
-    flat = flat.astype(dtype)
-    flat[:min(4, n)] = np.array([np.nan, np.inf, -np.inf, -0.0]).astype(dtype)[:min(4, n)]
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def random_array(shape, dtype, seed=0):
+    """random_values (floats times 10) with edge values first: INT_MIN, INT_MAX, 0 for integers;
+    NaN, +-inf, -0.0 for floats."""
+    dtype = np.dtype(dtype)
+    flat = random_values(int(np.prod(shape, dtype=np.int64)), dtype, seed, scale=10)
+    n = flat.size
+    if dtypes.is_integer(dtype):
+        info = np.iinfo(dtype)
+        flat[:min(3, n)] = [info.min, info.max, 0][:min(3, n)]
+    elif not dtypes.is_bool(dtype):
+        flat[:min(4, n)] = np.array([np.nan, np.inf, -np.inf, -0.0]).astype(dtype)[:min(4, n)]
     return flat.reshape(shape)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jax_pyrt import dtypes
+from conftest import random_values
 
 INTS = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 FLOATS = [np.float16, ml_dtypes.bfloat16, np.float32, np.float64]
@@ -17,18 +17,8 @@ ALL = [np.bool_] + INTS + FLOATS + COMPLEX
 
 
 def make(shape, dtype, seed=0, full_range=False):
-    dtype = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    if dtypes.is_bool(dtype):
-        return rng.random(shape) < 0.3
-    if dtypes.is_integer(dtype):
-        info = np.iinfo(dtype)
-        lo, hi = (info.min, info.max) if full_range else (max(info.min, -5), 5)
-        return rng.integers(lo, hi, shape, dtype=dtype, endpoint=True)
-    x = rng.standard_normal(shape)
-    if dtypes.is_complex(dtype):
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
+    return random_values(shape, dtype, seed, int_bound=None if full_range else 5,
+                         true_fraction=0.3)
 
 
 def tolerance(dtype):

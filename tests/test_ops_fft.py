@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import random_values
 from jax_pyrt import dtypes
 
 REAL = [np.float32, np.float64]
@@ -15,11 +16,7 @@ COMPLEX = [np.complex64, np.complex128]
 
 
 def make(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
+    return random_values(shape, dtype, seed)
 
 
 def tolerance(dtype):

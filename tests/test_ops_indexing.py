@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from conftest import assert_same, run_mlir, run_on
+from conftest import assert_same, random_values, run_mlir, run_on
 from jax_pyrt import dtypes
 
 DTYPES = [np.float32, np.float64, ml_dtypes.bfloat16, np.float16, np.int32, np.int8, np.uint8,
@@ -23,17 +23,7 @@ IDS = lambda d: np.dtype(d).name  # noqa: E731
 
 
 def make(shape, dtype, seed=0):
-    dtype = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    if dtypes.is_bool(dtype):
-        return rng.random(shape) < 0.5
-    if dtypes.is_integer(dtype):
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
-    x = rng.standard_normal(shape) * 4
-    if dtypes.is_complex(dtype):
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
+    return random_values(shape, dtype, seed, scale=4)
 
 
 # Duplicates, negative (wrapped by jnp) and out-of-range indices.

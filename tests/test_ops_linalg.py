@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from jax import lax
 
+from conftest import random_values
+
 FLOATS = [np.float32, np.float64, np.complex64, np.complex128]
 
 
@@ -36,11 +38,7 @@ def triangular(shape, dtype, seed=0, unit=False):
 
 
 def make(shape, dtype, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
+    return random_values(shape, dtype, seed)
 
 
 # (transpose_a, conjugate_a) as lax.linalg.triangular_solve takes them; (False, True) makes JAX

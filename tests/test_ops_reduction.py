@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from conftest import random_values
 from jax_pyrt import dtypes
 from jax_pyrt.ops import reduction
 
@@ -21,18 +22,8 @@ AXES = [None, 1, (2, 0), ()]
 
 def make(shape, dtype, seed=0, small=False):
     """Random values of `dtype`: full-range integers (so sums and products wrap) unless `small`."""
-    dtype = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    if dtypes.is_bool(dtype):
-        return rng.random(shape) < 0.5
-    if dtypes.is_integer(dtype):
-        info = np.iinfo(dtype)
-        lo, hi = (max(info.min, -3), 3) if small else (info.min, info.max)
-        return rng.integers(lo, hi, shape, dtype=dtype, endpoint=True)
-    x = rng.standard_normal(shape) * (1 if small else 10)
-    if dtypes.is_complex(dtype):
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
+    return random_values(shape, dtype, seed, int_bound=3 if small else None,
+                         scale=1 if small else 10)
 
 
 def tolerance(dtype):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from conftest import random_values
 from jax_pyrt import dtypes
 
 INTS = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
@@ -23,18 +24,7 @@ def ids(d):
 
 
 def make(shape, dtype, seed=0, small=False):
-    dtype = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    if dtypes.is_bool(dtype):
-        return rng.random(shape) < 0.5
-    if dtypes.is_integer(dtype):
-        info = np.iinfo(dtype)
-        lo, hi = (max(info.min, -3), 3) if small else (info.min, info.max)
-        return rng.integers(lo, hi, shape, dtype=dtype, endpoint=True)
-    x = rng.standard_normal(shape)
-    if dtypes.is_complex(dtype):
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
+    return random_values(shape, dtype, seed, int_bound=3 if small else None)
 
 
 def lowest(dtype):
