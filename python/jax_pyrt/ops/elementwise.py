@@ -1064,6 +1064,10 @@ def _convert(op_, src, dst):
     if _is_narrow_float(dst) and dtypes.is_integer(src):
         # int -> bf16 / f8: XLA:CPU converts through float32.
         return lambda x: np.asarray(x, F32).astype(dst)
+    if src == F64 and dst in (F16, BF16):
+        # XLA:CPU rounds f64 -> f16 / bf16 twice, through float32 (but f64 -> f8 once);
+        # ml_dtypes >= 0.7 and NumPy round once, so go through float32 explicitly.
+        return lambda x: np.asarray(x).astype(F32).astype(dst)
     return lambda x: np.asarray(x).astype(dst)
 
 
@@ -1074,7 +1078,7 @@ def convert(op_):
     i1 -> number is 0/1; complex -> anything else takes the real part and ignores the imaginary
     one, complex -> i1 too (Re z != 0: the spec says so explicitly for complex-to-any-other-type
     conversions, and XLA:CPU and the interpreter agree, so 0 + 1j -> false); narrow floats go
-    through float32 (one rounding).
+    through float32 (one rounding); f64 -> f16 / bf16 rounds twice, through float32, as XLA:CPU.
 
     dtypes: all element types, to and from each other."""
     return _convert(op_, _operand(op_), op_.result.dtype)
