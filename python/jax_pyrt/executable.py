@@ -16,7 +16,7 @@ from jaxlib.mlir import ir
 from jaxlib.mlir._mlir_libs import _stablehlo
 from jaxlib.mlir.dialects import sdy
 
-from . import __version__, analysis, compiler, dtypes, program_pickle, protobuf
+from . import __version__, analysis, compile_options, compiler, dtypes, program_pickle, protobuf
 from .errors import ExecutionError, InvalidProgramError, PyrtError
 
 _MAGIC = b"pyrt-executable\0"
@@ -39,19 +39,6 @@ def load_module(code, context):
         errors.append(str(e))
     raise InvalidProgramError("pyrt could not read the program (expected a StableHLO portable "
                               f"artifact or MLIR): {'; '.join(errors)[:500]}")
-
-
-def parse_compile_options(options):
-    if not options:
-        return _jax.CompileOptions()
-    try:
-        # jaxlib's parser returns defaults on malformed bytes: validate the wire format first.
-        for _ in protobuf.fields(options):
-            pass
-        return _jax.CompileOptions.ParseFromString(options)
-    except Exception as e:
-        raise InvalidProgramError(f"pyrt could not parse the compile options "
-                                  f"(expected a serialized xla.CompileOptionsProto): {e}") from None
 
 
 def _untokenize_entry(module):
@@ -136,7 +123,7 @@ class Executable:
     def __init__(self, artifact, options, program=None):
         self.artifact = bytes(artifact)
         self.compile_options = bytes(options)
-        opts = parse_compile_options(self.compile_options)
+        opts = compile_options.parse(self.compile_options)
         self.num_replicas = max(1, opts.num_replicas)
         self.num_partitions = max(1, opts.num_partitions)
         if opts.device_assignment is not None:
