@@ -864,7 +864,9 @@ PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {
   PYRT_ARGS(args, execute_device);
   PJRT_LoadedExecutable* exe = args->executable;
   PYRT_NOT_NULL(exe);
-  PYRT_NOT_NULL(args->output_lists);
+  // A program without outputs is valid (its effects count); jaxlib then passes no output lists.
+  bool has_outputs = !exe->info->program->outputs.empty();
+  if (has_outputs) PYRT_NOT_NULL(args->output_lists);
   if (args->num_args > 0) PYRT_NOT_NULL(args->argument_lists);
   const PJRT_ExecuteOptions* options = args->options;
   if (options != nullptr && options->struct_size < PYRT_SIZE_THROUGH(PJRT_ExecuteOptions, context)) {
@@ -878,13 +880,14 @@ PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {
         std::to_string(args->num_devices) + " argument lists were given"));
   }
   for (size_t d = 0; d < devices.size(); ++d) {
-    PYRT_NOT_NULL(args->output_lists[d]);
+    if (has_outputs) PYRT_NOT_NULL(args->output_lists[d]);
     if (args->num_args > 0) PYRT_NOT_NULL(args->argument_lists[d]);
   }
   for (size_t d = 0; d < devices.size(); ++d) {
     std::shared_ptr<Completion> done;
     Status s = Execute(exe, devices[d], args->num_args ? args->argument_lists[d] : nullptr,
-                       args->num_args, options, args->output_lists[d], &done);
+                       args->num_args, options, has_outputs ? args->output_lists[d] : nullptr,
+                       &done);
     if (!s.ok()) {  // the caller reads no results: take back those of the earlier devices
       for (size_t k = 0; k < d; ++k) {
         for (size_t i = 0; i < exe->info->program->outputs.size(); ++i) {
