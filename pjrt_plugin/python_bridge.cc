@@ -431,17 +431,11 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
   for (size_t i = 0; i < donated.size(); ++i) {
     PyList_SET_ITEM(donated_list.get(), i, PyLong_FromLongLong(donated[i]));
   }
-  // execute() returns (outputs, fresh): fresh[i] says output i may be donated later.
-  Ref pair(PyObject_CallMethod(program.handle, "execute", "(OO)", views.get(), donated_list.get()));
-  if (!pair) return FetchError("execute");
-  if (!PyTuple_Check(pair.get()) || PyTuple_GET_SIZE(pair.get()) != 2) {
-    return Internal("pyrt runtime: execute() must return (outputs, fresh)");
-  }
-  Ref results(Py_NewRef(PyTuple_GET_ITEM(pair.get(), 0)));
-  std::vector<int64_t> fresh;
-  if (!GetIntList(PyTuple_GET_ITEM(pair.get(), 1), &fresh)) return FetchError("execute");
-  // `run` returns flat, C-contiguous uint8 arrays, one per output.
-  Ref fast(PySequence_Fast(results.get(), "run() must return a sequence"));
+  // execute() returns, per output, a donated input's index or a new flat uint8 array.
+  Ref results(PyObject_CallMethod(program.handle, "execute", "(OO)", views.get(),
+                                  donated_list.get()));
+  if (!results) return FetchError("execute");
+  Ref fast(PySequence_Fast(results.get(), "execute() must return a sequence"));
   if (!fast) return FetchError("execute");
   Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
   if (static_cast<size_t>(n) != program.outputs.size()) {
@@ -450,9 +444,18 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
   }
   outputs->clear();
   for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* array = PySequence_Fast_GET_ITEM(fast.get(), i);
+    PyObject* result = PySequence_Fast_GET_ITEM(fast.get(), i);
+    if (PyLong_Check(result)) {  // the output took over a donated input's storage
+      int64_t in = PyLong_AsLongLong(result);
+      if (std::find(donated.begin(), donated.end(), in) == donated.end()) {
+        return Internal("pyrt runtime put output " + std::to_string(i) +
+                        " into input " + std::to_string(in) + ", which was not donated");
+      }
+      outputs->push_back(inputs[in]);
+      continue;
+    }
     Py_buffer view;
-    if (PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS) != 0) return FetchError("execute");
+    if (PyObject_GetBuffer(result, &view, PyBUF_C_CONTIGUOUS) != 0) return FetchError("execute");
     void* data = view.buf;
     size_t size = static_cast<size_t>(view.len);
     PyBuffer_Release(&view);
@@ -461,23 +464,11 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
                       std::to_string(i) + ", expected " +
                       std::to_string(program.outputs[i].nbytes));
     }
-    // An output that is exactly the bytes of an input (e.g. a reshape) or of an earlier output
-    // shares that Storage, so the memory is counted once in the device stats and held once.
-    std::shared_ptr<Storage> same;
-    auto match = [&](const std::shared_ptr<Storage>& s) {
-      if (size > 0 && s->data() == data && s->size() == size) same = s;
-    };
-    for (const auto& s : inputs) match(s);
-    for (const auto& s : *outputs) match(s);
-    if (same != nullptr) {
-      outputs->push_back(std::move(same));
-      continue;
-    }
-    Py_INCREF(array);
-    outputs->push_back(Storage::Borrow(data, size, stats, [array] {
-      DecRef(array);
-    }));
-    outputs->back()->set_writable(static_cast<size_t>(i) < fresh.size() && fresh[i] != 0);
+    // A new array nothing else references: it becomes the output's storage without a copy,
+    // writable so that a later run may reuse it when it is donated.
+    Py_INCREF(result);
+    outputs->push_back(Storage::Borrow(data, size, stats, [result] { DecRef(result); }));
+    outputs->back()->set_writable(true);
   }
   return Status::Ok();
 }

@@ -44,3 +44,36 @@ def test_eager_constant_gradients(pyrt_device, cpu_device):
     assert_same(grads(pyrt_device), grads(cpu_device), rtol=1e-5)
     assert all(leaf.devices() == {pyrt_device}
                for leaf in jax.tree_util.tree_leaves(grads(pyrt_device)))
+
+
+def _sharing(device, fn, *args):
+    """Which results share memory with an argument or an earlier result, running fn on device."""
+    placed = [jax.device_put(np.asarray(a), device) for a in args]
+    seen = [p.unsafe_buffer_pointer() for p in placed]
+    outs = jax.tree_util.tree_leaves(fn(*placed))
+    shared = []
+    for out in outs:
+        pointer = out.unsafe_buffer_pointer()
+        shared.append(pointer in seen)
+        seen.append(pointer)
+    return shared
+
+
+def test_copies_are_new_buffers(pyrt_device, cpu_device):
+    """jnp.array(x, copy=True), x.copy() and a jitted identity return new memory unless the
+    argument is donated, as on XLA:CPU: nothing written later through one array shows in the
+    other (JAX's api_test test_trivial_computations, lax_numpy_test testArrayCopy)."""
+    x = np.arange(64, dtype=np.float32)  # large enough to be device_put without a copy
+    cases = {
+        "array copy": lambda a: jnp.array(a, copy=True),
+        "method copy": lambda a: a.copy(),
+        "jit identity": jax.jit(lambda a: a),
+        "jit reshape": jax.jit(lambda a: a.reshape(8, 8)),
+        "jit same result twice": jax.jit(lambda a: (a + 1, a + 1)),
+        "jit constant": jax.jit(lambda a: (a, np.float32(3) * np.ones(4, np.float32))),
+        "jit donated": jax.jit(lambda a: a * 2, donate_argnums=0),
+    }
+    for name, fn in cases.items():
+        expected = _sharing(cpu_device, fn, x)
+        assert _sharing(pyrt_device, fn, x) == expected, name
+    assert _sharing(pyrt_device, cases["jit donated"], x) == [True]

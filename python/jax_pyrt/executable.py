@@ -83,34 +83,25 @@ def _untokenize_entry(module):
     module.body.append(wrapper)
 
 
-def _detach(out):
-    """`out`, or a copy of it if it is a view into a larger block of memory (an argument, a
-    constant or an intermediate). The C++ layer adopts each output array as the storage of its
-    buffer, so without this a small view would keep the whole block alive: e.g. the 2-row result
-    of `x[:2]` pinned all of a 4 MB argument after the caller deleted it. A view of a block of the
-    same size (e.g. a reshaped argument) stays zero-copy."""
-    root = out
-    while isinstance(root, np.ndarray) and root.base is not None:
-        root = root.base
-    if root is out:
-        return out
-    try:
-        size = root.nbytes if isinstance(root, np.ndarray) else memoryview(root).nbytes
-    except TypeError:  # not a buffer we can size: keep the view
-        return out
-    return out.copy() if size > out.nbytes else out
+def _root(array):
+    """The object whose memory `array` views: the last base of its chain of NumPy views."""
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
 
 
-def _fresh(out):
-    """True if `out`'s memory belongs to a NumPy array referenced only through `out`'s chain of
-    views: not a constant of the program, an input or another output."""
+def _exclusive(out):
+    """True if `out` may become an output buffer's storage as is: its memory belongs to a NumPy
+    array of out's size, referenced only through out's chain of views (not a constant of the
+    program, an input, or a view into a larger block such as `x[:2]`, which would pin it)."""
     node = out
     while isinstance(node, np.ndarray) and node.base is not None:
         base = node.base
         if sys.getrefcount(base) > 3:  # held by node, by `base` and by getrefcount's argument
             return False
         node = base
-    return isinstance(node, np.ndarray) and node.flags.owndata and node.flags.writeable
+    return (isinstance(node, np.ndarray) and node.flags.owndata and node.flags.writeable
+            and node.nbytes == out.nbytes)
 
 
 class Executable:
@@ -208,37 +199,43 @@ class Executable:
             np.seterr(all="ignore")
             _quiet.set = True
         try:
-            return [_detach(out) for out in self._entry(views)]
+            return self._entry(views)
         except PyrtError:
             raise
         except Exception as e:
             raise ExecutionError(f"pyrt: running {self.name} failed: {type(e).__name__}: {e}") from e
 
     def execute(self, views, donated=()):
-        """`run`, for the C++ layer. `donated` are the indices of inputs whose writable storage
-        nobody else holds: each output aliased to one of them is written into that input's memory
-        (one copy into existing memory; none when the program computed it there already), and
-        the C++ layer then gives the output the input's Storage. Returns (outputs, fresh):
-        fresh[i] says output i is a new array nothing else references (not a constant, not a
-        view of an input), so the C++ layer may let a later run donate its storage."""
+        """`run`, for the C++ layer, which makes each output a buffer. Returns one entry per
+        output: the index of a donated input whose memory now holds the output (the buffer takes
+        over that input's storage), or a flat uint8 array nothing else references (it becomes
+        the buffer's storage without a copy). As on XLA:CPU, every output is new memory unless
+        it reuses a donated input: an output that is an input, a constant, a view into a larger
+        block or the same array as another output is copied.
+
+        `donated` are the indices of inputs whose writable storage nobody else holds (their
+        views are writable): each output aliased to one of them (input_output_aliases) is
+        written into its memory, one copy into existing memory, none when the program computed
+        it there already."""
         outs = self.run(views)
-        fresh = [_fresh(o) for o in outs]
-        if donated:
-            for i, o in self.input_output_aliases:
-                if i not in donated:
-                    continue
-                dst = np.frombuffer(views[i], np.uint8)
-                res = outs[o]
-                if dst.nbytes != res.nbytes or not dst.flags.writeable:
-                    continue
-                if res.nbytes and res.ctypes.data != dst.ctypes.data:
-                    for k, other in enumerate(outs):  # other outputs viewing it keep their values
-                        if k != o and np.may_share_memory(other, dst):
-                            outs[k] = other.copy()
-                    np.copyto(dst, res)  # NumPy handles an overlapping `res` (e.g. a transpose)
-                outs[o] = dst
-                fresh[o] = False
-        return outs, fresh
+        into = {}  # output -> the donated input whose memory receives it
+        for i, o in self.input_output_aliases:
+            if i in donated and memoryview(views[i]).nbytes == outs[o].nbytes:
+                into[o] = i
+        results, owners = list(outs), set()
+        for o, out in enumerate(outs):  # before any donated memory is overwritten
+            if o in into:
+                continue
+            if _exclusive(out) and id(_root(out)) not in owners:
+                owners.add(id(_root(out)))
+            else:
+                results[o] = out.copy()
+        for o, i in into.items():
+            dst = np.frombuffer(views[i], np.uint8)
+            if outs[o].nbytes and outs[o].ctypes.data != dst.ctypes.data:
+                np.copyto(dst, outs[o])  # NumPy handles an overlap (e.g. a transpose)
+            results[o] = i
+        return results
 
     def serialize(self):
         parts = [__version__.encode(), self.artifact, self.compile_options, self._program()]
