@@ -96,4 +96,6 @@ def optimization_barrier(op_):
     """Spec: optimization_barrier. The identity (pyrt does not reorder ops).
 
     dtypes: any values (tensors of all element types, tokens, tuples)."""
+    if len(op_.result_types) == 1:  # one result: the kernel returns it, not a 1-tuple
+        return lambda operand: operand
     return lambda *operands: operands
