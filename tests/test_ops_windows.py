@@ -255,6 +255,28 @@ def test_variadic_body(check):
                                       (2, 3), (1, 2), ((1, 1), (1, 0))), x, exact=True)
 
 
+def test_body_calling_functions(check):
+    """A body that calls jitted helpers (func.call, possibly nested and with several results),
+    as jnp.where inside a Python reducer lowers (JAX's lax_vmap_test test_variadic_reduce_window);
+    under vmap too."""
+    both = jax.jit(lambda c, a, b: (jnp.where(c, a[0], b[0]), jnp.where(c, a[1], b[1])))
+
+    def normpool(x):
+        norms = jnp.linalg.norm(x, axis=-1)
+        idxs = jnp.arange(x.shape[0])
+        body = lambda a, b: both(a[0] >= b[0], a, b)
+        init = (jnp.array(-np.inf, norms.dtype), jnp.array(-1, idxs.dtype))
+        _, idxs = lax.reduce_window((norms, idxs), init, body, (2,), (2,),
+                                    ((0, 0),))
+        return x[idxs]
+
+    x = make((3, 6, 3), np.float32, seed=15)
+    check(jax.vmap(normpool), x, exact=True)
+    halve = jax.jit(lambda a: a * np.float32(0.5))
+    check(lambda x: lax.reduce_window(x, np.float32(0), lambda a, b: halve(a) + b, (2, 3),
+                                      (1, 2), "VALID"), x[0], exact=True)
+
+
 _WINDOW_MODULE = """
 func.func @main(%x: tensor<7x9xf32>, %i: tensor<f32>) -> tensor<{out}xf32> {{
   %0 = "stablehlo.reduce_window"(%x, %i) <{{window_dimensions = array<i64: {window}>,

@@ -35,6 +35,7 @@ reshape to 0-d.
 """
 
 import numpy as np
+from jaxlib.mlir import ir
 
 from .. import dtypes
 from . import TERMINATORS, lookup, op
@@ -53,19 +54,25 @@ _IDENTITY_OPS = frozenset({"stablehlo.broadcast_in_dim", "stablehlo.reshape", "s
 def vectorised_region(op_, index, what):
     """A function running `op_.regions[index]` on whole arrays: the body's elementwise kernels
     called in order, constants bound (also those hoisted out of the region), same-type 0-d
-    broadcasts/reshapes/converts looked through. Raises UnsupportedError (at compile time) for
-    bodies that cannot run elementwise: other ops, nested regions, captured non-constants."""
-    from ..compiler import Op
-    block = op_.regions[index].blocks[0]
-    slots = {arg: i for i, arg in enumerate(block.arguments)}
-    constants = {}
-    steps = []
-    returned = None
+    broadcasts/reshapes/converts looked through, func.calls of such bodies (JAX outlines a
+    Python reducer called from several places) run the same way. Raises UnsupportedError (at
+    compile time) for bodies that cannot run elementwise: other ops, nested regions, captured
+    non-constants."""
 
     def refuse(name):
         return op_.unsupported(
             f"a {what} region using {name} (pyrt runs region bodies on whole arrays, so they may "
             f"only hold elementwise ops on scalars)")
+
+    return _vectorised_block(op_, op_.regions[index].blocks[0], refuse, depth=0)
+
+
+def _vectorised_block(op_, block, refuse, depth):
+    from ..compiler import Op
+    slots = {arg: i for i, arg in enumerate(block.arguments)}
+    constants = {}
+    steps = []  # (kernel, operand slots, result slots)
+    returned = None
 
     def slot(value):
         if value in slots:
@@ -82,6 +89,11 @@ def vectorised_region(op_, index, what):
         constants[slots[value]] = result.value
         return slots[value]
 
+    def new_slots(results):
+        for r in results:
+            slots[r] = len(slots)
+        return [slots[r] for r in results]
+
     for operation in block.operations:
         operation = operation.operation
         name = operation.name
@@ -89,8 +101,18 @@ def vectorised_region(op_, index, what):
             returned = [slot(v) for v in operation.operands]
             break
         values = list(operation.operands) + list(operation.results)
-        if len(operation.regions) or len(operation.results) != 1 \
-                or not all(_is_scalar(v.type) for v in values):
+        if len(operation.regions) or not all(_is_scalar(v.type) for v in values):
+            raise refuse(name)
+        if name == "func.call" and depth < 16:
+            callee = ir.FlatSymbolRefAttr(operation.attributes["callee"]).value
+            if callee not in op_.compiler.functions:
+                raise refuse(f"func.call of @{callee}, which the program does not define")
+            body = op_.compiler.functions[callee].regions[0].blocks[0]
+            run = _vectorised_block(op_, body, refuse, depth + 1)
+            steps.append((run, [slot(v) for v in operation.operands],
+                          new_slots(operation.results)))
+            continue
+        if len(operation.results) != 1:
             raise refuse(name)
         result = operation.results[0]
         if name == "stablehlo.constant":
@@ -104,8 +126,8 @@ def vectorised_region(op_, index, what):
         if handler is None or not handler.__module__.endswith(".elementwise"):
             raise refuse(name)
         kernel = handler(Op(operation, op_.compiler))
-        steps.append((kernel, [slot(v) for v in operation.operands], len(slots)))
-        slots[result] = len(slots)
+        single = lambda *xs, kernel=kernel: (kernel(*xs),)
+        steps.append((single, [slot(v) for v in operation.operands], new_slots([result])))
     if returned is None:
         raise refuse("no terminator")
     count = len(slots)
@@ -117,8 +139,9 @@ def vectorised_region(op_, index, what):
         env[:n_args] = args
         for i, value in constant_items:
             env[i] = value
-        for kernel, operands, out in steps:
-            env[out] = kernel(*[env[i] for i in operands])
+        for kernel, operands, outs in steps:
+            for i, value in zip(outs, kernel(*[env[i] for i in operands])):
+                env[i] = value
         return tuple(env[i] for i in returned)
 
     return run
