@@ -3,9 +3,11 @@
 targets pyrt does not know."""
 
 import jax
+import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
+from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P, SingleDeviceSharding
 
 from conftest import assert_same, run_mlir
@@ -95,6 +97,16 @@ def test_shard_map_gspmd(pyrt_device, cpu_device):
         return np.asarray(f(jax.device_put(x, device)))
 
     assert_same(_with_gspmd(lambda: run(pyrt_device)), _with_gspmd(lambda: run(cpu_device)))
+
+
+def test_dce_sink(check):
+    """lax.dce_sink(..., prevent_mlir_dce=True) lowers to custom_call @dce_sink without results
+    (checkify and JAX's own tests use it): it runs, and changes nothing."""
+    def f(x):
+        lax.dce_sink(jnp.sin(x), prevent_mlir_dce=True)
+        return x + 1
+    assert "@dce_sink" in jax.jit(f).lower(np.ones(3)).as_text()
+    check(f, np.arange(3.0))
 
 
 def test_unknown_target_is_unimplemented(pyrt_device):

@@ -115,6 +115,16 @@ def sdy_round_trip(op_):
     return _identity(op_, f"custom_call @{op_.value('call_target_name')}")
 
 
+@target("dce_sink")
+def dce_sink(op_):
+    """jax.lax.dce_sink(x, prevent_mlir_dce=True): a side-effecting call with no results that
+    only keeps `x` from being dead-code eliminated; nothing to do at run time (as XLA:CPU's
+    handler)."""
+    if op_.result_types:
+        raise op_.unsupported("results (dce_sink has none)")
+    return lambda *operands: ()
+
+
 @target("pyrt_python_callback")
 def pyrt_python_callback(op_):
     """Host callbacks (jax.debug.print, jax.debug.callback, jax.pure_callback, io_callback) as
