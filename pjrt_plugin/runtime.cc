@@ -318,7 +318,10 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     const ArraySpec& spec = program.inputs[i];
     std::string which = "argument " + std::to_string(i) + " of '" + program.name + "'";
     if (b == nullptr) return InvalidArgument("pyrt: " + which + " is NULL");
-    if (b->type != spec.type || b->dims != spec.dims) {
+    // A token parameter takes any buffer without bytes: a token, or the bool[0] JAX passes
+    // for an ordered effect's runtime token.
+    bool token_ok = spec.type == PJRT_Buffer_Type_TOKEN && b->nbytes == 0;
+    if (!token_ok && (b->type != spec.type || b->dims != spec.dims)) {
       return InvalidArgument("pyrt: " + which + " is " + ShapeString(b->type, b->dims) +
                              " but the program expects " + ShapeString(spec.type, spec.dims));
     }

@@ -5,6 +5,7 @@ tuples inside programs. Each is compared with the CPU backend."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import assert_same, run_on
 
@@ -103,3 +104,29 @@ def test_rematerialized_values_inside_scans(pyrt_device, cpu_device):
                     jax.vjp(everything, xs[:, :2])[1](jnp.ones((2, 2), jnp.float32)))
 
     assert_same(derivatives(pyrt_device), derivatives(cpu_device), rtol=1e-5)
+
+
+def test_token_buffers(pyrt_device, cpu_device):
+    """Programs taking and returning !stablehlo.token: the buffers are PJRT tokens on both
+    backends, which jaxlib refuses to read (JAX's api_test test_print_token_buffer_error), and
+    which pass through jit and chain ordered effects."""
+    def tokens(device):
+        with jax.default_device(device):
+            token = jax.lax.create_token()
+            with pytest.raises(jax.errors.JaxRuntimeError) as e:
+                token._buf._value
+            _, out = jax.jit(lambda a, t: (a, t))(jnp.ones(3), token)
+            text = ("func.func @main(%t: !stablehlo.token, %a: tensor<2xf32>) -> "
+                    "(!stablehlo.token, tensor<2xf32>) {\n"
+                    "  %u = stablehlo.after_all %t : !stablehlo.token\n"
+                    "  return %u, %a : !stablehlo.token, tensor<2xf32>\n}")
+            from jax._src.lib import xla_client
+            exe = device.client.compile_and_load(text, xla_client.DeviceList((device,)),
+                                                 xla_client.CompileOptions())
+            outs = exe.execute_sharded([out._buf, jax.device_put(np.ones(2, np.float32))])
+            token_out, array_out = outs.disassemble_into_single_device_arrays()
+            return (str(e.value), type(out).__name__, out is token,
+                    np.asarray(array_out[0]).tolist(), token_out[0].shape)
+
+    assert tokens(pyrt_device) == tokens(cpu_device)
+    assert "Cannot convert a token-shape buffer to a numpy array" in tokens(pyrt_device)[0]

@@ -36,6 +36,9 @@ _TABLE = [
     ("f4E2M1FN", np.dtype(ml_dtypes.float4_e2m1fn), 29),
 ]
 
+# PJRT_Buffer_Type_TOKEN: the buffers of !stablehlo.token entry parameters and results (no bytes).
+PJRT_TOKEN = 23
+
 DTYPE_BY_MLIR = {name: dtype for name, dtype, _ in _TABLE}
 PJRT_TYPE_BY_DTYPE = {dtype: code for _, dtype, code in _TABLE}
 DTYPE_BY_PJRT_TYPE = {code: dtype for _, dtype, code in _TABLE}

@@ -50,14 +50,18 @@ def _untokenize_entry(module):
     renamed to a private function and called from a new @main that takes and returns bool[0]
     arrays in the token positions and creates the tokens with after_all (tokens are None at run
     time; pyrt's in-order execution keeps the order). Owned by jax_integration/callbacks.py.
+    Returns the positions of the token parameters and results: as on XLA:CPU, those buffers
+    are PJRT tokens (jaxlib refuses to read one: "Cannot convert a token-shape buffer").
     """
     main = compiler.entry_function(module)
     attrs = main.operation.attributes
     fn_type = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value)
     ins, outs = [str(t) for t in fn_type.inputs], [str(t) for t in fn_type.results]
     token, empty = "!stablehlo.token", "tensor<0xi1>"
+    positions = ({i for i, t in enumerate(ins) if t == token},
+                 {i for i, t in enumerate(outs) if t == token})
     if token not in ins + outs:
-        return
+        return positions
     name = ir.StringAttr(attrs["sym_name"]).value
     inner = f"{name}_pyrt_with_tokens"
     attrs["sym_name"] = ir.StringAttr.get(inner)
@@ -81,6 +85,13 @@ def _untokenize_entry(module):
             wrapper.attributes[a] = attrs[a]
     wrapper.detach_from_parent()
     module.body.append(wrapper)
+    return positions
+
+
+def _specs(types, tokens):
+    """(PJRT_Buffer_Type, dims) of each entry parameter or result; tokens are PJRT tokens."""
+    return [(dtypes.PJRT_TOKEN, ()) if i in tokens else (dtypes.PJRT_TYPE_BY_DTYPE[t.dtype], t.shape)
+            for i, t in enumerate(types)]
 
 
 def _root(array):
@@ -144,7 +155,7 @@ class Executable:
             name = module.operation.attributes["sym_name"] if "sym_name" in module.operation.attributes else None
             self.name = ir.StringAttr(name).value if name is not None else "main"
             self.text = module.operation.get_asm(enable_debug_info=False)
-            _untokenize_entry(module)  # ordered effects: see _untokenize_entry
+            token_inputs, token_outputs = _untokenize_entry(module)  # see _untokenize_entry
             prepared = compiler.compile_module(module, self.num_replicas, self.num_partitions)
             # Donation (docs/jax-integration.md): [(input, output)] whose input may be reused.
             self.input_output_aliases = analysis.aliases(module)
@@ -154,8 +165,8 @@ class Executable:
              prepared.input_types, prepared.output_types, self.input_output_aliases)
         self.source = prepared.source  # the generated Python, for debugging
         self._entry = prepared.entry
-        self.input_specs = [(dtypes.PJRT_TYPE_BY_DTYPE[t.dtype], t.shape) for t in prepared.input_types]
-        self.output_specs = [(dtypes.PJRT_TYPE_BY_DTYPE[t.dtype], t.shape) for t in prepared.output_types]
+        self.input_specs = _specs(prepared.input_types, token_inputs)
+        self.output_specs = _specs(prepared.output_types, token_outputs)
         self.run_inline = prepared.cheap
         # Programs that call host callbacks finish before Execute returns, as on XLA:CPU, so a
         # callback's exception raises at the user's call (runtime.cc).
