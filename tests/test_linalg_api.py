@@ -304,6 +304,13 @@ def test_eigh_tridiagonal(check):
     check(lambda x, y: jsl.eigh_tridiagonal(x, y, eigvals_only=True), d, e, rtol=t, atol=t)
 
 
-def test_unsupported_dtype_is_a_clean_error(pyrt_device):
-    with pytest.raises(Exception, match="LAPACK types only"):
-        run_on(pyrt_device, jnp.linalg.eigh, np.eye(3, dtype=np.float16))
+@pytest.mark.parametrize("fn", [jnp.linalg.qr, jnp.linalg.eigh, jnp.linalg.svd, jnp.linalg.eig],
+                         ids=lambda f: f.__name__)
+def test_unsupported_dtype_is_worded_as_on_cpu(pyrt_device, cpu_device, fn):
+    """LAPACK has no float16: CPU refuses while lowering ("Unsupported dtype float16"); pyrt
+    refuses with the same words, from its lowering rules (eigh, svd, eig) or at compile time
+    (@Qr, which JAX's generic qr lowering emits); JAX's linalg_test testQrInvalidDtypeCPU."""
+    x = np.eye(3, dtype=np.float16)
+    for device in (cpu_device, pyrt_device):
+        with pytest.raises(Exception, match="Unsupported dtype float16"):
+            run_on(device, fn, x)

@@ -13,6 +13,10 @@ that has no rule of its own, are implemented there too.) Checked against jax 0.1
 
 import json
 
+import numpy as np
+
+from ..ops.lapack import LAPACK_DTYPES
+
 PRIMITIVES = ("eigh", "svd", "eig", "schur", "hessenberg", "tridiagonal", "geqp3")
 
 
@@ -39,6 +43,9 @@ def _rule(name):
     from jax._src.interpreters import mlir
 
     def rule(ctx, *operands, **params):
+        dtype = np.dtype(ctx.avals_in[0].dtype)
+        if dtype not in LAPACK_DTYPES:  # CPU's LAPACK rules refuse these while lowering, thus
+            raise NotImplementedError(f"Unsupported dtype {dtype}")
         if name == "svd":
             from jax._src.lax import linalg as lax_linalg
             m, n = ctx.avals_in[0].shape[-2:]

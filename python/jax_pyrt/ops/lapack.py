@@ -18,7 +18,7 @@ from .. import dtypes
 from ..errors import ExecutionError
 from .custom_call import target
 
-_LAPACK_DTYPES = (np.dtype(np.float32), np.dtype(np.float64),
+LAPACK_DTYPES = (np.dtype(np.float32), np.dtype(np.float64),
                   np.dtype(np.complex64), np.dtype(np.complex128))
 
 
@@ -31,8 +31,9 @@ def _config(op_):
 
 def _check_dtype(op_, what):
     dtype = op_.operand_types[0].dtype
-    if dtype not in _LAPACK_DTYPES:
-        raise op_.unsupported(f"{what} of {dtype} (LAPACK types only: f32, f64, c64, c128)")
+    if dtype not in LAPACK_DTYPES:
+        raise op_.unsupported(f"{what} of {dtype}: Unsupported dtype {dtype} (as on CPU, "
+                              f"LAPACK types only: float32, float64, complex64, complex128)")
     return dtype
 
 
