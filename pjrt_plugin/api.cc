@@ -641,6 +641,82 @@ PJRT_Error* Executable_NumOutputs(PJRT_Executable_NumOutputs_Args* args) {
   return nullptr;
 }
 
+// Shardings extension. A program that is not partitioned reports none (NULL), as XLA:CPU's
+// executables do for one device.
+PJRT_Error* Shardings_ParameterShardings(PJRT_Shardings_Executable_Shardings_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, sharding_sizes);
+  args->num_shardings = program.inputs.size();
+  args->shardings = nullptr;
+  args->sharding_sizes = nullptr;
+  return nullptr;
+}
+
+PJRT_Error* Shardings_OutputShardings(PJRT_Shardings_Executable_Shardings_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, sharding_sizes);
+  args->num_shardings = program.outputs.size();
+  args->shardings = nullptr;
+  args->sharding_sizes = nullptr;
+  return nullptr;
+}
+
+// Layouts extension: every pyrt array is row-major.
+PJRT_Error* Layouts_MemoryLayout_Destroy(PJRT_Layouts_MemoryLayout_Destroy_Args* args) {
+  if (args != nullptr) delete args->layout;
+  return nullptr;
+}
+
+void DeleteSerializedLayout(PJRT_Layouts_SerializedLayout* layout) {
+  delete reinterpret_cast<std::string*>(layout);
+}
+
+PJRT_Error* Layouts_MemoryLayout_Serialize(PJRT_Layouts_MemoryLayout_Serialize_Args* args) {
+  PYRT_ARGS(args, serialized_layout_deleter);
+  PYRT_NOT_NULL(args->layout);
+  auto* text = new std::string(args->layout->text);
+  args->serialized_bytes = text->data();
+  args->serialized_bytes_size = text->size();
+  args->serialized_layout = reinterpret_cast<PJRT_Layouts_SerializedLayout*>(text);
+  args->serialized_layout_deleter = &DeleteSerializedLayout;
+  return nullptr;
+}
+
+PJRT_Error* Layouts_Client_GetDefaultLayout(PJRT_Layouts_Client_GetDefaultLayout_Args* args) {
+  PYRT_ARGS(args, layout);
+  PYRT_NOT_NULL(args->client);
+  args->layout = new PJRT_Layouts_MemoryLayout{RowMajorLayout(args->num_dims)};
+  return nullptr;
+}
+
+PJRT_Error* Layouts_Buffer_MemoryLayout(PJRT_Layouts_Buffer_MemoryLayout_Args* args) {
+  PYRT_ARGS(args, layout);
+  PYRT_NOT_NULL(args->buffer);
+  args->layout = new PJRT_Layouts_MemoryLayout{RowMajorLayout(args->buffer->dims.size())};
+  return nullptr;
+}
+
+PJRT_Error* Layouts_Topology_GetDefaultLayout(void*) {
+  return ToPjrtError(Unimplemented(
+      "PJRT_Layouts_PJRT_Topology_GetDefaultLayout: pyrt has no topology descriptions"));
+}
+
+PJRT_Error* Layouts_Executable_OutputLayouts(PJRT_Layouts_Executable_Layouts_Args* args) {
+  PYRT_ARGS(args, layouts);
+  PYRT_NOT_NULL(args->executable);
+  const ExecutableInfo& info = *args->executable->info;
+  args->num_layouts = info.output_layout_ptrs.size();
+  args->layouts = const_cast<PJRT_Layouts_MemoryLayout**>(info.output_layout_ptrs.data());
+  return nullptr;
+}
+
+PJRT_Error* Layouts_Executable_ParameterLayouts(PJRT_Layouts_Executable_Layouts_Args* args) {
+  PYRT_ARGS(args, layouts);
+  PYRT_NOT_NULL(args->executable);
+  const ExecutableInfo& info = *args->executable->info;
+  args->num_layouts = info.input_layout_ptrs.size();
+  args->layouts = const_cast<PJRT_Layouts_MemoryLayout**>(info.input_layout_ptrs.data());
+  return nullptr;
+}
+
 PJRT_Error* Executable_SizeOfGeneratedCodeInBytes(
     PJRT_Executable_SizeOfGeneratedCodeInBytes_Args* args) {
   PYRT_EXECUTABLE_ARGS(args, size_in_bytes);
@@ -1211,9 +1287,22 @@ bool IsDestroy(const char* name) {
 }
 
 PJRT_Api MakeApi() {
+  static PJRT_Layouts_Extension layouts{
+      {sizeof(PJRT_Layouts_Extension), PJRT_Extension_Type_Layouts, nullptr},
+      &Safe<&Layouts_MemoryLayout_Destroy>,
+      &Safe<&Layouts_MemoryLayout_Serialize>,
+      &Safe<&Layouts_Client_GetDefaultLayout>,
+      &Safe<&Layouts_Buffer_MemoryLayout>,
+      &Layouts_Topology_GetDefaultLayout,
+      &Safe<&Layouts_Executable_OutputLayouts>,
+      &Safe<&Layouts_Executable_ParameterLayouts>};
+  static PJRT_Shardings_Extension shardings{
+      {sizeof(PJRT_Shardings_Extension), PJRT_Extension_Type_Shardings, &layouts.base},
+      &Safe<&Shardings_ParameterShardings>,
+      &Safe<&Shardings_OutputShardings>};
   PJRT_Api api{};
   api.struct_size = sizeof(PJRT_Api);
-  api.extension_start = nullptr;
+  api.extension_start = &shardings.base;
   api.pjrt_api_version.struct_size = sizeof(PJRT_Api_Version);
   api.pjrt_api_version.major_version = PYRT_PJRT_API_MAJOR;
   api.pjrt_api_version.minor_version = PYRT_PJRT_API_MINOR;

@@ -842,6 +842,81 @@ typedef struct {
   PJRT_Buffer* dst_buffer;  // out
 } PJRT_Buffer_CopyToMemory_Args;
 
+// ------------------------------------------------------------------ extensions
+
+#define PJRT_Extension_Type_Layouts 4
+#define PJRT_Extension_Type_Shardings 19
+
+// The Layouts extension. A layout crosses the ABI in XLA's text form ("{1,0}": minor-to-major
+// dimensions), which jaxlib parses. Without the extension jaxlib derives executables' layouts
+// from the HLO it converts Executable_OptimizedProgram to (see Shardings below).
+typedef struct PJRT_Layouts_MemoryLayout PJRT_Layouts_MemoryLayout;
+typedef struct PJRT_Layouts_SerializedLayout PJRT_Layouts_SerializedLayout;
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Layouts_MemoryLayout* layout;
+} PJRT_Layouts_MemoryLayout_Destroy_Args;
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Layouts_MemoryLayout* layout;
+  const char* serialized_bytes;                       // out, lives as long as serialized_layout
+  size_t serialized_bytes_size;                       // out
+  PJRT_Layouts_SerializedLayout* serialized_layout;  // out
+  void (*serialized_layout_deleter)(PJRT_Layouts_SerializedLayout* layout);  // out
+} PJRT_Layouts_MemoryLayout_Serialize_Args;
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Client* client;
+  PJRT_Buffer_Type type;
+  const int64_t* dims;
+  size_t num_dims;
+  PJRT_Layouts_MemoryLayout* layout;  // out, freed with MemoryLayout_Destroy
+} PJRT_Layouts_Client_GetDefaultLayout_Args;
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Buffer* buffer;
+  PJRT_Layouts_MemoryLayout* layout;  // out, freed with MemoryLayout_Destroy
+} PJRT_Layouts_Buffer_MemoryLayout_Args;
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Executable* executable;
+  size_t num_layouts;                   // out: num_outputs / num_parameters
+  PJRT_Layouts_MemoryLayout** layouts;  // out, owned by the executable
+} PJRT_Layouts_Executable_Layouts_Args;
+
+typedef struct {
+  PJRT_Extension_Base base;
+  PJRT_Error* (*memory_layout_destroy)(PJRT_Layouts_MemoryLayout_Destroy_Args* args);
+  PJRT_Error* (*memory_layout_serialize)(PJRT_Layouts_MemoryLayout_Serialize_Args* args);
+  PJRT_Error* (*client_get_default_layout)(PJRT_Layouts_Client_GetDefaultLayout_Args* args);
+  PJRT_Error* (*buffer_memory_layout)(PJRT_Layouts_Buffer_MemoryLayout_Args* args);
+  PJRT_Error* (*topology_get_default_layout)(void* args);  // pyrt has no topology objects
+  PJRT_Error* (*executable_output_layouts)(PJRT_Layouts_Executable_Layouts_Args* args);
+  PJRT_Error* (*executable_parameter_layouts)(PJRT_Layouts_Executable_Layouts_Args* args);
+} PJRT_Layouts_Extension;
+
+// The Shardings extension (version 1): the OpSharding of each parameter and output of an
+// executable. Without it jaxlib converts Executable_OptimizedProgram's StableHLO to HLO for
+// every executable it loads, only to read the shardings.
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Executable* executable;
+  size_t num_shardings;             // out: num_parameters / num_outputs
+  const char* const* shardings;     // out: serialized xla.OpSharding each, or NULL for none
+  const size_t* sharding_sizes;     // out
+} PJRT_Shardings_Executable_Shardings_Args;
+
+typedef struct {
+  PJRT_Extension_Base base;
+  PJRT_Error* (*parameter_shardings)(PJRT_Shardings_Executable_Shardings_Args* args);
+  PJRT_Error* (*output_shardings)(PJRT_Shardings_Executable_Shardings_Args* args);
+} PJRT_Shardings_Extension;
+
 // ------------------------------------------------------------------ the table
 
 typedef struct PJRT_Api {
@@ -862,6 +937,12 @@ static_assert(sizeof(PJRT_Client_BufferFromHostBuffer_Args) == 120, "BufferFromH
 static_assert(sizeof(PJRT_Client_CreateViewOfDeviceBuffer_Args) == 112, "CreateViewOfDeviceBuffer args");
 static_assert(sizeof(PJRT_Client_Compile_Args) == 56, "Compile args are 56 bytes");
 static_assert(sizeof(PJRT_Buffer_ToHostBuffer_Args) == 56, "ToHostBuffer args are 56 bytes");
+static_assert(sizeof(PJRT_Layouts_MemoryLayout_Serialize_Args) == 56, "Layouts serialize args");
+static_assert(sizeof(PJRT_Layouts_Client_GetDefaultLayout_Args) == 56, "Layouts default args");
+static_assert(sizeof(PJRT_Layouts_Executable_Layouts_Args) == 40, "Layouts executable args");
+static_assert(sizeof(PJRT_Layouts_Extension) == 80, "Layouts extension: 7 methods at 0.112");
+static_assert(sizeof(PJRT_Shardings_Executable_Shardings_Args) == 48, "Shardings args layout");
+static_assert(sizeof(PJRT_Shardings_Extension) == 40, "Shardings extension layout");
 static_assert(sizeof(PJRT_Device_MemoryStats_Args) == 0xb8 + 0x8, "MemoryStats args layout");
 
 #endif  // PYRT_PJRT_PLUGIN_PJRT_ABI_H_

@@ -259,6 +259,16 @@ ExecutableInfo::ExecutableInfo(std::shared_ptr<Program> p) : program(std::move(p
     input_kind_sizes.push_back(k.size());
   }
   for (const auto& [name, value] : program->cost_analysis) costs.AddFloat(name, static_cast<float>(value));
+  for (const ArraySpec& in : program->inputs) input_layouts.push_back({RowMajorLayout(in.dims.size())});
+  for (const ArraySpec& out : program->outputs) output_layouts.push_back({RowMajorLayout(out.dims.size())});
+  for (auto& l : input_layouts) input_layout_ptrs.push_back(&l);
+  for (auto& l : output_layouts) output_layout_ptrs.push_back(&l);
+}
+
+std::string RowMajorLayout(size_t rank) {
+  std::string text = "{";
+  for (size_t i = rank; i-- > 0;) text += std::to_string(i) + (i ? "," : "");
+  return text + "}";
 }
 
 Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,

@@ -109,6 +109,19 @@ struct DeviceArray {
   static std::shared_ptr<DeviceArray> Of(std::shared_ptr<Storage> storage);
 };
 
+// XLA's text form of the row-major layout of a rank-`rank` array ("{2,1,0}"), the only layout
+// pyrt's arrays have.
+std::string RowMajorLayout(size_t rank);
+
+}  // namespace pyrt
+
+// A layout handed out by the Layouts extension.
+struct PJRT_Layouts_MemoryLayout {
+  std::string text;  // XLA's text form, e.g. "{1,0}"
+};
+
+namespace pyrt {
+
 // Executable metadata in the shapes the C API returns, derived once from the Program.
 struct ExecutableInfo {
   explicit ExecutableInfo(std::shared_ptr<Program> program);
@@ -120,6 +133,9 @@ struct ExecutableInfo {
   std::vector<const char*> output_kind_ptrs, input_kind_ptrs;
   std::vector<size_t> output_kind_sizes, input_kind_sizes;
   NamedValues costs;
+  // Layouts extension: one layout per parameter / output, owned here.
+  std::vector<PJRT_Layouts_MemoryLayout> input_layouts, output_layouts;
+  std::vector<PJRT_Layouts_MemoryLayout*> input_layout_ptrs, output_layout_ptrs;
 };
 
 // Copies an array of `dims` with element size `elem` between two strided layouts.

@@ -175,3 +175,39 @@ def test_dlpack_import_without_a_cpu_backend():
                           "equal": bool(np.array_equal(np.asarray(y * 2), src * 2))}))
     """, JAX_PLATFORMS="pyrt")
     assert r == {"devices": ["pyrt"], "zero_copy": True, "equal": True}
+
+
+def test_layouts_and_shardings_as_on_cpu(pyrt_device, cpu_device):
+    """pyrt reports executables' layouts and shardings itself (the Layouts and Shardings
+    extensions): row-major layouts and no shardings for one device, as XLA:CPU reports."""
+    def formats(device):
+        put = lambda x: jax.device_put(x, device)  # noqa: E731
+        args = (put(np.ones((2, 3, 4), np.float32)), put(np.int32(3)), put(np.ones(5)))
+        compiled = jax.jit(lambda a, b, c: (a.sum(0), b * 2, c[::-1], a)).lower(*args).compile()
+        executable = compiled.runtime_executable()
+        layouts = [f.layout.major_to_minor for f in jax.tree_util.tree_leaves(
+            (compiled.input_formats, compiled.output_formats),
+            is_leaf=lambda x: hasattr(x, "layout"))]
+        return (layouts, executable.get_output_shardings(), executable.get_parameter_shardings(),
+                [a.format.layout.major_to_minor for a in args])
+    assert formats(pyrt_device) == formats(cpu_device)
+
+
+def test_programs_jaxlib_cannot_translate_to_hlo():
+    """jaxlib used to translate every pyrt program to HLO (to read layouts and shardings) and
+    aborted the process on what its translation does not handle, e.g. an f6E2M3FN constant."""
+    out = run_subprocess("""
+        import json, jax
+        from jax._src.lib import xla_client
+        device = jax.devices("pyrt")[0]
+        text = '''func.func @main() -> tensor<3xf32> {
+          %c = stablehlo.constant dense<[1.0, -2.5, 7.5]> : tensor<3xf6E2M3FN>
+          %d = stablehlo.convert %c : (tensor<3xf6E2M3FN>) -> tensor<3xf32>
+          return %d : tensor<3xf32>
+        }'''
+        exe = device.client.compile_and_load(text, xla_client.DeviceList((device,)),
+                                             xla_client.CompileOptions())
+        (out,), = exe.execute_sharded([]).disassemble_into_single_device_arrays()
+        print(json.dumps(out.tolist()))
+    """, JAX_PLATFORMS="pyrt")
+    assert out == [1.0, -2.5, 7.5]
