@@ -423,6 +423,11 @@ def compile_module(module, num_replicas=1, num_partitions=1):
     for t in input_types + output_types:
         if not isinstance(t, TensorType):
             raise UnsupportedError(f"pyrt: entry point parameters and results must be arrays, got {t}")
+        if t.dtype not in dtypes.PJRT_TYPE_BY_DTYPE:
+            raise UnsupportedError(
+                f"pyrt: an entry point parameter or result is {t}, which PJRT cannot transfer "
+                f"(the C API has no buffer type for {dtypes.MLIR_BY_DTYPE[t.dtype]}); convert "
+                f"it to another type inside the program")
     if any(t.quant is not None for t in output_types):
         # jaxlib derives output shapes from the program text and aborts on quantized types.
         raise UnsupportedError("pyrt cannot return quantized arrays from the entry function: "

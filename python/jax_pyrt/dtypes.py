@@ -34,14 +34,18 @@ _TABLE = [
     ("f8E3M4", np.dtype(ml_dtypes.float8_e3m4), 27),
     ("f8E8M0FNU", np.dtype(ml_dtypes.float8_e8m0fnu), 28),
     ("f4E2M1FN", np.dtype(ml_dtypes.float4_e2m1fn), 29),
+    # PJRT C API 0.112 has no buffer type for these, and jaxlib no NumPy dtype: they live only
+    # inside programs (an entry parameter or result of these types is a compile-time error).
+    ("f6E2M3FN", np.dtype(ml_dtypes.float6_e2m3fn), None),
+    ("f6E3M2FN", np.dtype(ml_dtypes.float6_e3m2fn), None),
 ]
 
 # PJRT_Buffer_Type_TOKEN: the buffers of !stablehlo.token entry parameters and results (no bytes).
 PJRT_TOKEN = 23
 
 DTYPE_BY_MLIR = {name: dtype for name, dtype, _ in _TABLE}
-PJRT_TYPE_BY_DTYPE = {dtype: code for _, dtype, code in _TABLE}
-DTYPE_BY_PJRT_TYPE = {code: dtype for _, dtype, code in _TABLE}
+PJRT_TYPE_BY_DTYPE = {dtype: code for _, dtype, code in _TABLE if code is not None}
+DTYPE_BY_PJRT_TYPE = {code: dtype for _, dtype, code in _TABLE if code is not None}
 MLIR_BY_DTYPE = {dtype: name for name, dtype, _ in _TABLE}
 
 
