@@ -754,10 +754,22 @@ def rsqrt(op_):
 
 @op("stablehlo.cbrt")
 def cbrt(op_):
-    """Spec: cbrt. Real cube root (negative for negative x).
+    """Spec: cbrt. Real cube root (negative for negative x); for complex z, the principal root
+    exp(log(z) / 3), as the spec and the reference interpreter (XLA:CPU refuses complex cbrt).
 
-    dtypes: floats (complex is not supported)."""
+    dtypes: floats, complex."""
+    if dtypes.is_complex(op_.result.dtype):
+        return _float_only(op_, _complex_cbrt, False)
     return _real_only(op_, np.cbrt, False)
+
+
+def _complex_cbrt(z):
+    # In polar form, in float64: no intermediate overflows for huge |z| (as pow's would), and
+    # complex64 keeps full precision near 0.
+    z = np.asarray(z)
+    w = z.astype(np.complex128)
+    r, t = np.cbrt(np.abs(w)), np.angle(w) / 3
+    return _complex(r * np.cos(t), r * np.sin(t), z.dtype)
 
 
 @op("stablehlo.exponential")
@@ -1099,18 +1111,33 @@ def bitcast_convert(op_):
     """Spec: bitcast_convert. A NumPy view (little-endian, as XLA:CPU); width-changing forms add
     or drop a minor dimension (e.g. f32[n] <-> i8[n, 4]).
 
-    dtypes: all element types but i1, between types of one bit width or with a minor dimension
-    for the width ratio (no sub-byte packing)."""
+    dtypes: all element types, between types of one bit width or with a minor dimension for the
+    width ratio (i1 is one bit wide; no other sub-byte packing)."""
     src, dst = _operand(op_), op_.result.dtype
     shape = op_.result.shape
     src_bits, dst_bits = _bit_width(src), _bit_width(dst)
+    if BOOL in (src, dst) and src != dst:
+        return _bitcast_bool(op_, src, dst, shape)
     if src_bits == dst_bits:
-        if src.itemsize != dst.itemsize or BOOL in (src, dst):
+        if src.itemsize != dst.itemsize:
             raise op_.unsupported(f"a bitcast from {src} to {dst}")
         return lambda x: np.asarray(x).view(dst)
     if src.itemsize * 8 != src_bits or dst.itemsize * 8 != dst_bits:  # sub-byte packing
         raise op_.unsupported(f"a bitcast from {src} to {dst}")
     return lambda x: np.asarray(x).reshape(-1).view(dst).reshape(shape)
+
+
+def _bitcast_bool(op_, src, dst, shape):
+    """i1 has bit width 1 (spec): i1[..., n] <-> an n-bit type, element k being bit k (little
+    endian). XLA:CPU refuses these (its pred is 8 bits wide); the interpreter agrees with this."""
+    other = dst if src == BOOL else src
+    if other.itemsize * 8 != _bit_width(other):  # sub-byte packing
+        raise op_.unsupported(f"a bitcast from {src} to {dst}")
+    if src == BOOL:
+        return lambda x: np.packbits(np.asarray(x, BOOL), axis=-1, bitorder="little").view(
+            dst).reshape(shape)
+    return lambda x: np.unpackbits(np.ascontiguousarray(x).reshape(-1).view(np.uint8),
+                                   bitorder="little").view(BOOL).reshape(shape)
 
 
 def _reduce_precision_bits(work, exponent_bits, mantissa_bits):
