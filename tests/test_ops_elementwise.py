@@ -26,7 +26,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import mlir
 from jaxlib.mlir.dialects import stablehlo as hlo
 
-from jax_pyrt import compiler, ops
+from jax_pyrt import compiler, dtypes, ops
 
 BOOL = np.dtype(np.bool_)
 SIGNED = [np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64)]
@@ -225,10 +225,10 @@ def float_bits(x):
 def as_bits(x):
     """Float results as their bit patterns (bitcasts move bits, NaN payloads included)."""
     dt = np.dtype(x.dtype)
-    if dt.kind in "iub" or dt in NARROW_INTS:
+    if dt.kind in "iub" or dtypes.is_integer(dt):
         return x
-    if dt == np.dtype(ml_dtypes.float4_e2m1fn):  # no 4-bit bitcasts in JAX
-        return as_bits(lax.convert_element_type(x, F32))
+    if dt == np.dtype(ml_dtypes.float4_e2m1fn):  # 4 bits: as its integer code
+        return lax.bitcast_convert_type(x, ml_dtypes.uint4)
     return lax.bitcast_convert_type(x, {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32,
                                         8: jnp.uint64}[dt.itemsize])
 
@@ -580,20 +580,34 @@ BITCAST_PAIRS = [(np.float32, np.int32), (np.float32, np.uint32), (np.int64, np.
                  (np.int8, ml_dtypes.float8_e4m3fn), (np.uint8, np.int8),
                  (ml_dtypes.int4, ml_dtypes.uint4), (np.float32, np.int8), (np.float32, np.uint16),
                  (np.float64, np.int32), (np.float64, np.uint8), (np.int64, ml_dtypes.bfloat16),
-                 (np.uint32, np.float16), (np.float16, ml_dtypes.float8_e5m2)]
+                 (np.uint32, np.float16), (np.float16, ml_dtypes.float8_e5m2),
+                 # sub-byte types pack least significant first (JAX's testBitcastConvertType)
+                 (np.uint8, ml_dtypes.int4), (ml_dtypes.uint4, np.int8),
+                 (np.int16, ml_dtypes.uint4), (ml_dtypes.int4, np.float32),
+                 (np.uint16, ml_dtypes.uint2), (ml_dtypes.int2, np.uint8),
+                 (np.float32, ml_dtypes.float4_e2m1fn), (ml_dtypes.float4_e2m1fn, np.uint16)]
+
+
+def bit_width(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "V" or dtype in NARROW_INTS:
+        info = ml_dtypes.iinfo(dtype) if dtypes.is_integer(dtype) else ml_dtypes.finfo(dtype)
+        return info.bits
+    return dtype.itemsize * 8
 
 
 @pytest.mark.parametrize("src,dst", BITCAST_PAIRS, ids=ids)
 def test_bitcast_convert(check, src, dst):
     """Same width and width-changing forms (f32[n] -> i8[n,4] and back), compared as bits."""
     src, dst = np.dtype(src), np.dtype(dst)
-    if src in NARROW_INTS:
-        x = np.arange(-8, 8).astype(src)
+    rng = np.random.RandomState(0)
+    if bit_width(src) < 8:  # every code of the narrow type
+        codes = rng.randint(0, 2 ** bit_width(src), size=48).astype(np.uint8)
+        x = codes.view(src)
     else:
-        rng = np.random.RandomState(0)
-        x = rng.randint(0, 256, size=12 * max(src.itemsize, dst.itemsize)).astype(np.uint8)
+        x = rng.randint(0, 256, size=48 * max(src.itemsize, dst.itemsize)).astype(np.uint8)
         x = x.view(src)
-    ratio = src.itemsize / dst.itemsize
+    ratio = bit_width(src) / bit_width(dst)
     if ratio < 1:  # narrow -> wide: the operand's minor dimension folds into one element
         x = x.reshape(-1, int(1 / ratio))
     f = lambda v: as_bits(lax.bitcast_convert_type(v, dst))

@@ -1112,32 +1112,40 @@ def bitcast_convert(op_):
     or drop a minor dimension (e.g. f32[n] <-> i8[n, 4]).
 
     dtypes: all element types, between types of one bit width or with a minor dimension for the
-    width ratio (i1 is one bit wide; no other sub-byte packing)."""
+    width ratio (i1 is one bit wide; sub-byte types pack least significant first)."""
     src, dst = _operand(op_), op_.result.dtype
     shape = op_.result.shape
     src_bits, dst_bits = _bit_width(src), _bit_width(dst)
-    if BOOL in (src, dst) and src != dst:
-        return _bitcast_bool(op_, src, dst, shape)
-    if src_bits == dst_bits:
-        if src.itemsize != dst.itemsize:
-            raise op_.unsupported(f"a bitcast from {src} to {dst}")
+    if src_bits == dst_bits and src.itemsize == dst.itemsize:
         return lambda x: np.asarray(x).view(dst)
-    if src.itemsize * 8 != src_bits or dst.itemsize * 8 != dst_bits:  # sub-byte packing
-        raise op_.unsupported(f"a bitcast from {src} to {dst}")
-    return lambda x: np.asarray(x).reshape(-1).view(dst).reshape(shape)
+    if src.itemsize * 8 != src_bits or dst.itemsize * 8 != dst_bits:
+        return _bitcast_bits(src, dst, shape)
+    return lambda x: np.ascontiguousarray(x).reshape(-1).view(dst).reshape(shape)
 
 
-def _bitcast_bool(op_, src, dst, shape):
-    """i1 has bit width 1 (spec): i1[..., n] <-> an n-bit type, element k being bit k (little
-    endian). XLA:CPU refuses these (its pred is 8 bits wide); the interpreter agrees with this."""
-    other = dst if src == BOOL else src
-    if other.itemsize * 8 != _bit_width(other):  # sub-byte packing
-        raise op_.unsupported(f"a bitcast from {src} to {dst}")
-    if src == BOOL:
-        return lambda x: np.packbits(np.asarray(x, BOOL), axis=-1, bitorder="little").view(
-            dst).reshape(shape)
-    return lambda x: np.unpackbits(np.ascontiguousarray(x).reshape(-1).view(np.uint8),
-                                   bitorder="little").view(BOOL).reshape(shape)
+def _bits_of(x, bits):
+    """The bits of each element of `x` (least significant first), as a flat bool array."""
+    x = np.ascontiguousarray(x)
+    raw = np.unpackbits(x.reshape(-1).view(np.uint8), bitorder="little")
+    if bits == x.dtype.itemsize * 8:
+        return raw
+    return raw.reshape(-1, 8)[:, :bits].reshape(-1)  # sub-byte: the code in each byte's low bits
+
+
+def _from_bits(flat, dtype, bits, shape):
+    """Elements of `dtype` (`bits` wide) from a flat bool array of their bits."""
+    if bits != dtype.itemsize * 8:  # sub-byte: one code per byte, in its low bits
+        flat = np.pad(flat.reshape(-1, bits), ((0, 0), (0, 8 - bits))).reshape(-1)
+    return np.packbits(flat, bitorder="little").view(dtype).reshape(shape)
+
+
+def _bitcast_bits(src, dst, shape):
+    """A bitcast where a side is narrower than its storage (i1 is one bit wide, the spec says;
+    int4, f4E2M1FN, ... hold their code in a byte's low bits): through the bits, least
+    significant element first (as XLA:CPU packs sub-byte types; XLA:CPU refuses i1 to wider
+    types, whose pred is 8 bits wide, where this follows the spec and the interpreter)."""
+    src_bits, dst_bits = _bit_width(src), _bit_width(dst)
+    return lambda x: _from_bits(_bits_of(x, src_bits), dst, dst_bits, shape)
 
 
 def _reduce_precision_bits(work, exponent_bits, mantissa_bits):
