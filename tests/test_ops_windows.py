@@ -255,6 +255,18 @@ def test_variadic_body(check):
                                       (2, 3), (1, 2), ((1, 1), (1, 0))), x, exact=True)
 
 
+def test_padding_on_axes_with_size_one_windows(check):
+    """Padding an axis whose window is 1 (JAX's lax_autodiff_test testReduceWindowGrad): the
+    output grows along it although no window spans it."""
+    x = make((3, 2, 4, 6), np.float32, seed=16)
+    pad = [(0, 1), (1, 0), (2, 3), (0, 2)]
+    for op, init in ((lax.add, 0.0), (lax.max, -np.inf), (lax.mul, 1.0)):
+        check(lambda x: lax.reduce_window(x, np.float32(init), op, (2, 1, 2, 1), (1, 1, 1, 1),
+                                          pad), x, exact=op is lax.max, rtol=1e-6)
+    check(lambda x: jax.grad(lambda v: (lax.reduce_window(
+        v, np.float32(0), lax.add, (2, 1, 2, 1), (1, 2, 2, 1), pad) ** 2).sum())(x), x)
+
+
 def test_body_calling_functions(check):
     """A body that calls jitted helpers (func.call, possibly nested and with several results),
     as jnp.where inside a Python reducer lowers (JAX's lax_vmap_test test_variadic_reduce_window);

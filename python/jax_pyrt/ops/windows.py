@@ -293,11 +293,12 @@ def _clipped_axis(x, axis, w, wd, s, out_len, lo, ufunc, init):
 
 
 def _window_plan(shape, out_shape, window, strides, dilation, padded_shape):
-    """(axis, w, wd, s, out_len) for the axes that need work, innermost first."""
+    """(axis, w, wd, s, out_len) for the axes that need work, innermost first (a size-1 window
+    on a padded axis too: _clipped_axis works on the unpadded operand)."""
     plan = []
     for axis in reversed(range(len(shape))):
         w, s, wd, n_out = window[axis], strides[axis], dilation[axis], out_shape[axis]
-        if w == 1 and s == 1 and n_out == padded_shape[axis]:
+        if w == 1 and s == 1 and n_out == padded_shape[axis] == shape[axis]:
             continue
         plan.append((axis, w, wd, s, n_out))
     return plan
