@@ -303,6 +303,27 @@ def test_no_leaks_after_many_dispatches(pyrt_device):
     assert grown < 1_000_000, grown
 
 
+def test_intermediates_are_freed_when_dead(pyrt_device):
+    """A value's memory is released after its last use, not when its function returns (a
+    jax.random.bernoulli over 1e8 elements was killed for using 15 GB: JAX's
+    random_lax_test testBernoulliSmallProbabilty)."""
+    def chain(x):
+        for i in range(40):  # ops NumPy cannot do in place: one new array each
+            x = jnp.flip(x, 0) if i % 2 else jnp.roll(x, 3)
+        return x
+
+    x = jax.device_put(np.ones(2 ** 20, np.float32), pyrt_device)  # 4 MiB
+    f = jax.jit(chain)
+    f(x).block_until_ready()
+    tracemalloc.start()
+    try:
+        f(x).block_until_ready()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * x.nbytes, f"peak {peak / 2 ** 20:.0f} MiB for 40 ops on 4 MiB"
+
+
 EXIT_SCRIPT = """
     import sys
     import jax, jax.numpy as jnp, numpy as np

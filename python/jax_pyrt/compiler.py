@@ -239,8 +239,12 @@ class Compiler:
         in_place = self._in_place_plan(operations, kernels)
         lines = [f"{indent}def {name}({', '.join(params)}):"]
         body = indent + "    "
+        dies_after = self._dies_after(block, operations[:terminator + 1])
         for i, (operation, kernel) in enumerate(zip(body_ops, kernels)):
             lines.extend(self.operation(operation, kernel, values, body, in_place.get(i)))
+            dead = [values[v] for v in dies_after.get(i, ())]
+            if dead:
+                lines.append(f"{body}del {', '.join(dead)}")
         returned = ([self._lookup(values, v) for v in operations[terminator].operands]
                     if terminator < len(operations) else [])
         lines.append(f"{body}return ({''.join(r + ', ' for r in returned)})")
@@ -262,6 +266,31 @@ class Compiler:
             where = f" (at {self.where(operation)})" if self.where(operation) else ""
             raise UnsupportedError(f"pyrt does not support {operation.name} yet{where}")
         return handler(Op(operation, self))
+
+    @staticmethod
+    def _dies_after(block, operations):
+        """{op index: values of this block whose last use is that op (or that it defines and
+        nothing uses)}. The generated code deletes them there, so that NumPy frees each
+        intermediate as soon as it is dead, as XLA's buffer assignment reuses memory; without
+        it every intermediate of a function lived until the function returned. A use inside an
+        op's regions counts as a use by that op; the terminator's operands never die."""
+        defined = {v: None for v in block.arguments}  # value -> the op defining it
+        last_use = {}
+        for i, operation in enumerate(operations):
+            defined.update((r, i) for r in operation.results)
+            for v in operation.operands:
+                last_use[v] = i
+            for inner in nested_operations(operation):
+                for v in inner.operands:
+                    last_use[v] = i
+        returned = len(operations) - 1 if operations and \
+            operations[-1].name in ops.TERMINATORS else None
+        dies_after = {}
+        for v, definition in defined.items():
+            i = last_use.get(v, definition)  # never used: dies where it is defined
+            if i is not None and i != returned:
+                dies_after.setdefault(i, []).append(v)
+        return dies_after
 
     @staticmethod
     def _in_place_plan(operations, kernels):
