@@ -26,6 +26,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import mlir
 from jaxlib.mlir.dialects import stablehlo as hlo
 
+from conftest import tensor_type
 from jax_pyrt import compiler, dtypes, ops
 
 BOOL = np.dtype(np.bool_)
@@ -474,6 +475,31 @@ def test_complex_special_values(check, dt):
     check(f, a, b, **tol(dt, 8))
 
 
+@pytest.mark.parametrize("dt", COMPLEX, ids=ids)
+def test_complex_transcendental_special_values(check, check_mlir, dt):
+    """Infinite and NaN parts as XLA:CPU gives them (its complex exp follows StableHLO's
+    complex-math expansion, sin/cos the textbook formulas, tan/tanh NaN + NaN i on an infinite
+    axis), not as C's cexp, csin, ctan: the ops themselves, and jnp.cosh / sinh / tan / tanh /
+    expm1, which reach pyrt as composites of them (JAX's lax_test FunctionAccuracyTest).
+    Real and imaginary parts are compared apart (a NaN in either makes the whole value "NaN"
+    for assert_allclose)."""
+    parts = [0.0, -0.0, 1.5, -2.5, 100.0, np.inf, -np.inf, np.nan]
+    z = np.array([complex(p, q) for p in parts for q in parts], dt)
+    element = tensor_type(z.shape, dt)
+    part = tensor_type(z.shape, np.float32 if dt == C64 else np.float64)
+    for name in ("exponential", "exponential_minus_one", "sine", "cosine", "tan", "tanh"):
+        check_mlir(f"""
+            func.func @main(%z: {element}) -> ({part}, {part}) {{
+              %0 = stablehlo.{name} %z : {element}
+              %re = stablehlo.real %0 : ({element}) -> {part}
+              %im = stablehlo.imag %0 : ({element}) -> {part}
+              return %re, %im : {part}, {part}
+            }}""", z, **tol(dt, 8))
+    parts_of = lambda f: lambda v: (jnp.real(f(v)), jnp.imag(f(v)))  # noqa: E731
+    for f in (jnp.cosh, jnp.sinh, jnp.tan, jnp.tanh, jnp.expm1):
+        check(parts_of(f), z, **tol(dt, 8))
+
+
 # ---------------------------------------------------------------------------------------------
 # compare, select, clamp
 
@@ -565,6 +591,14 @@ def test_convert(check, src):
     f = lambda v: tuple(lax.convert_element_type(v, t) for t in targets)
     assert emitted(f, x).count("stablehlo.convert") >= len(targets) - 1
     check(f, x, **EXACT)
+
+
+def test_convert_bool_bytes_to_8_bit_ints(check):
+    """A bool array viewing raw bytes (not 0/1; JAX's testViewScalar makes them) converts to an
+    8-bit integer byte for byte, as on XLA:CPU (wider types see 0/1)."""
+    raw = np.array([0, 1, 96, 255, 2], np.uint8).view(np.bool_)
+    check(lambda v: (v.view(np.int8), lax.convert_element_type(v, np.uint8),
+                     lax.convert_element_type(v, np.int32)), raw)
 
 
 @pytest.mark.filterwarnings("ignore:Casting complex values")
@@ -850,7 +884,7 @@ def test_complex_log_plus_one_range(dt):
     and near z = -1 (no cancellation of 2x + x^2 + y^2 to -1), and accurate near 0. JAX
     programs never reach it (jaxlib expands complex log_plus_one for plugins, also in
     compile_and_load), so pyrt's executor runs the module directly; the oracle is XLA:CPU."""
-    from conftest import run_mlir
+    from conftest import tensor_type, run_mlir
     part = "f64" if dt == C128 else "f32"
     top = 1e308 if dt == C128 else 3e38
     z = np.array([complex(top, top), complex(-top, 0.5), complex(0.1, top), 1e30j, -1 + 1e-5j,

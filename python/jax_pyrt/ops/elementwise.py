@@ -774,18 +774,36 @@ def _complex_cbrt(z):
 
 @op("stablehlo.exponential")
 def exponential(op_):
-    """Spec: exponential.
+    """Spec: exponential. Complex: e^x cos y + i e^x sin y, through e^(x/2) twice where e^x
+    overflows, imaginary part +0 for y = 0: StableHLO's complex-math expansion, which XLA:CPU
+    follows (C's cexp differs for infinite parts: cexp(-inf - inf i) = 0, XLA gives NaN).
 
     dtypes: floats, complex."""
+    if dtypes.is_complex(op_.result.dtype):
+        return _complex_exp
     return _float_only(op_, np.exp, False)
 
 
+def _complex_exp(z):
+    z = np.asarray(z)
+    x, y = z.real, z.imag
+    e = np.exp(x)
+    half = np.exp(x * x.dtype.type(0.5))
+    overflow = e == np.inf
+    cos, sin = np.cos(y), np.sin(y)
+    re = np.where(overflow, half * cos * half, e * cos)
+    im = np.where(y == 0, x.dtype.type(0), np.where(overflow, half * sin * half, e * sin))
+    return _complex(re, im, z.dtype)
+
+
 def _complex_expm1(z):
-    # expm1(x + iy) = (expm1(x) cos y - 2 sin^2(y/2)) + i exp(x) sin y: accurate near 0.
+    # expm1(x + iy) = (expm1(x) cos y - 2 sin^2(y/2)) + i exp(x) sin y: accurate near 0. For
+    # y = 0 the imaginary part is y (exp(x) * 0 would be NaN for x = inf), as XLA:CPU.
     z = np.asarray(z)
     x, y = z.real, z.imag
     half = np.sin(0.5 * y)
-    return _complex(np.expm1(x) * np.cos(y) - 2 * half * half, np.exp(x) * np.sin(y), z.dtype)
+    im = np.where(y == 0, y, np.exp(x) * np.sin(y))
+    return _complex(np.expm1(x) * np.cos(y) - 2 * half * half, im, z.dtype)
 
 
 def _complex_log1p(z):
@@ -867,34 +885,60 @@ def logistic(op_):
 
 @op("stablehlo.sine")
 def sine(op_):
-    """Spec: sine.
+    """Spec: sine. Complex: sin x cosh y + i cos x sinh y, as XLA:CPU (so sin(+-inf i) has a
+    NaN real part where C's csin gives 0).
 
     dtypes: floats, complex."""
+    if dtypes.is_complex(op_.result.dtype):
+        return lambda z: _complex_trig(z, np.sin, np.cos, 1)
     return _float_only(op_, np.sin, False)
 
 
 @op("stablehlo.cosine")
 def cosine(op_):
-    """Spec: cosine.
+    """Spec: cosine. Complex: cos x cosh y - i sin x sinh y, as XLA:CPU.
 
     dtypes: floats, complex."""
+    if dtypes.is_complex(op_.result.dtype):
+        return lambda z: _complex_trig(z, np.cos, np.sin, -1)
     return _float_only(op_, np.cos, False)
+
+
+def _complex_trig(z, f, g, sign):
+    z = np.asarray(z)
+    x, y = z.real, z.imag
+    return _complex(f(x) * np.cosh(y), sign * g(x) * np.sinh(y), z.dtype)
 
 
 @op("stablehlo.tan")
 def tan(op_):
-    """Spec: tan.
+    """Spec: tan. Complex: C's ctan, except NaN + NaN i (as XLA:CPU) where the imaginary part is
+    0 and the real part not finite.
 
     dtypes: floats, complex."""
+    if dtypes.is_complex(op_.result.dtype):
+        return lambda z: _nan_where(np.tan(z), np.imag(z) == 0, np.real(z))
     return _float_only(op_, np.tan, False)
 
 
 @op("stablehlo.tanh")
 def tanh(op_):
-    """Spec: tanh.
+    """Spec: tanh. Complex: C's ctanh, except NaN + NaN i (as XLA:CPU) where the real part is
+    0 and the imaginary part not finite.
 
     dtypes: floats, complex."""
+    if dtypes.is_complex(op_.result.dtype):
+        return lambda z: _nan_where(np.tanh(z), np.real(z) == 0, np.imag(z))
     return _float_only(op_, np.tanh, False)
+
+
+def _nan_where(r, zero_part, other_part):
+    r = np.asarray(r)
+    bad = zero_part & ~np.isfinite(other_part)
+    if bad.any():
+        r = np.array(r)
+        r[bad] = complex(np.nan, np.nan)
+    return r
 
 
 @op("stablehlo.is_finite")
@@ -1064,6 +1108,10 @@ def _convert(op_, src, dst):
         return lambda x: inner(np.real(x))
     if dtypes.is_float(src) and dtypes.is_integer(dst):
         return _float_to_int(src, dst)
+    if src == BOOL and dst.kind in "iu" and dst.itemsize == 1:
+        # XLA:CPU copies the byte (its simplifier makes this convert a bitcast): a bool whose
+        # byte is not 0/1 (a view of raw bytes) keeps it, as jnp.view expects.
+        return lambda x: np.asarray(x).view(dst)
     if src == BOOL or _is_narrow_int(src):
         via = np.dtype(np.uint8) if src == BOOL or dtypes.is_unsigned(src) else np.dtype(np.int8)
         if dtypes.is_float(dst) or dtypes.is_complex(dst):
