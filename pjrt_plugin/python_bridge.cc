@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -72,6 +73,19 @@ class Ref {
   PyObject* p_;
 };
 
+// "\n" and the formatted traceback of an exception, or "" if it cannot be formatted.
+std::string FormatTraceback(const Ref& type, const Ref& value, const Ref& traceback) {
+  Ref module(PyImport_ImportModule("traceback"));
+  Ref lines(module ? PyObject_CallMethod(module.get(), "format_exception", "OOO", type.get(),
+                                         value.get(), traceback ? traceback.get() : Py_None)
+                   : nullptr);
+  Ref empty(PyUnicode_FromString(""));
+  Ref text(lines && empty ? PyUnicode_Join(empty.get(), lines.get()) : nullptr);
+  const char* s = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
+  PyErr_Clear();
+  return s != nullptr ? std::string("\n") + s : "";
+}
+
 // Turns the pending Python exception into a Status. The runtime raises exceptions carrying a
 // `pjrt_code` attribute (jax_pyrt.errors); anything else is INTERNAL.
 Status FetchError(const char* what) {
@@ -83,17 +97,16 @@ Status FetchError(const char* what) {
   std::string message = std::string("pyrt ") + what + " failed";
   if (v) {
     Ref c(PyObject_GetAttrString(v.get(), "pjrt_code"));
-    if (c && PyLong_Check(c.get())) {
-      code = static_cast<PJRT_Error_Code>(PyLong_AsLong(c.get()));
-    }
+    bool ours = c && PyLong_Check(c.get());  // a jax_pyrt.errors.PyrtError: its message as is
+    if (ours) code = static_cast<PJRT_Error_Code>(PyLong_AsLong(c.get()));
     PyErr_Clear();
     Ref s(PyObject_Str(v.get()));
     const char* text = s ? PyUnicode_AsUTF8(s.get()) : nullptr;
     if (text != nullptr) {
-      if (code == PJRT_Error_Code_INTERNAL) {
+      if (!ours) {  // not raised on purpose: a bug of ours; keep the type and the traceback
         Ref name(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(v.get())), "__name__"));
         const char* n = name ? PyUnicode_AsUTF8(name.get()) : nullptr;
-        message += std::string(": ") + (n ? n : "Exception") + ": " + text;
+        message += std::string(": ") + (n ? n : "Exception") + ": " + text + FormatTraceback(t, v, tb);
       } else {
         message = text;
       }
@@ -166,166 +179,195 @@ PyObject* NewStorageView(const std::shared_ptr<Storage>& storage, bool writable 
   return obj;
 }
 
-// ---------------------------------------------------------------- reading Program metadata
+// ---------------------------------------------------------------- reading the Compiled record
 
-bool GetString(PyObject* obj, const char* attr, std::string* out) {
-  Ref v(PyObject_GetAttrString(obj, attr));
-  if (!v) return false;
-  if (PyBytes_Check(v.get())) {
-    out->assign(PyBytes_AS_STRING(v.get()), PyBytes_GET_SIZE(v.get()));
+bool ReadString(PyObject* v, std::string* out) {
+  if (PyBytes_Check(v)) {
+    out->assign(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
     return true;
   }
   Py_ssize_t size;
-  const char* s = PyUnicode_AsUTF8AndSize(v.get(), &size);
+  const char* s = PyUnicode_AsUTF8AndSize(v, &size);
   if (s == nullptr) return false;
   out->assign(s, size);
   return true;
 }
 
-bool GetInt(PyObject* obj, const char* attr, int64_t* out) {
-  Ref v(PyObject_GetAttrString(obj, attr));
-  if (!v) return false;
-  *out = PyLong_AsLongLong(v.get());
+bool ReadInt(PyObject* v, int64_t* out) {
+  *out = PyLong_AsLongLong(v);
   return !PyErr_Occurred();
 }
 
-bool GetIntList(PyObject* seq, std::vector<int64_t>* out) {
-  Ref fast(PySequence_Fast(seq, "expected a sequence of ints"));
-  if (!fast) return false;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
-  out->resize(n);
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    (*out)[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast.get(), i));
-    if (PyErr_Occurred()) return false;
-  }
-  return true;
+bool ReadBool(PyObject* v, bool* out) {
+  int truth = PyObject_IsTrue(v);
+  *out = truth == 1;
+  return truth >= 0;
 }
 
-bool GetStringList(PyObject* obj, const char* attr, std::vector<std::string>* out) {
-  Ref v(PyObject_GetAttrString(obj, attr));
-  if (!v) return false;
-  Ref fast(PySequence_Fast(v.get(), "expected a sequence of str"));
-  if (!fast) return false;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
-  out->clear();
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    const char* s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast.get(), i));
-    if (s == nullptr) return false;
-    out->emplace_back(s);
-  }
-  return true;
-}
-
-// `attr` is a sequence of (pjrt_type, dims) pairs.
-bool GetSpecs(PyObject* obj, const char* attr, std::vector<ArraySpec>* out) {
-  Ref v(PyObject_GetAttrString(obj, attr));
-  if (!v) return false;
-  Ref fast(PySequence_Fast(v.get(), "expected a sequence of (type, dims)"));
-  if (!fast) return false;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
-  out->resize(n);
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* pair = PySequence_Fast_GET_ITEM(fast.get(), i);
-    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-      PyErr_SetString(PyExc_TypeError, "array specs must be (type, dims) tuples");
-      return false;
-    }
-    ArraySpec& spec = (*out)[i];
-    spec.type = static_cast<PJRT_Buffer_Type>(PyLong_AsLong(PyTuple_GET_ITEM(pair, 0)));
-    if (PyErr_Occurred() || !GetIntList(PyTuple_GET_ITEM(pair, 1), &spec.dims)) return false;
-    size_t count = 0;
-    if (!ElementCount(spec.dims, &count)) {
-      PyErr_SetString(PyExc_ValueError, "array spec has an invalid shape");
-      return false;
-    }
-    spec.nbytes = count * ElementSize(spec.type);
-  }
-  return true;
-}
-
-bool GetCosts(PyObject* obj, std::vector<std::pair<std::string, double>>* out) {
-  Ref v(PyObject_GetAttrString(obj, "cost_analysis"));
-  if (!v) return false;
-  if (!PyDict_Check(v.get())) {
-    PyErr_SetString(PyExc_TypeError, "cost_analysis must be a dict");
-    return false;
-  }
-  PyObject *key, *value;
-  Py_ssize_t pos = 0;
-  while (PyDict_Next(v.get(), &pos, &key, &value)) {
-    const char* k = PyUnicode_AsUTF8(key);
-    double d = PyFloat_AsDouble(value);
-    if (k == nullptr || PyErr_Occurred()) return false;
-    out->emplace_back(k, d);
-  }
-  return true;
-}
-
-bool GetAliases(PyObject* obj, std::vector<std::pair<int64_t, int64_t>>* out) {
-  Ref v(PyObject_GetAttrString(obj, "input_output_aliases"));
-  if (!v) return false;
-  Ref fast(PySequence_Fast(v.get(), "input_output_aliases must be a sequence of pairs"));
+// Calls `read(item)` for each item of the sequence `v`.
+template <typename F>
+bool ForEach(PyObject* v, F read) {
+  Ref fast(PySequence_Fast(v, "expected a sequence"));
   if (!fast) return false;
   for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast.get()); ++i) {
-    std::vector<int64_t> pair;
-    if (!GetIntList(PySequence_Fast_GET_ITEM(fast.get(), i), &pair)) return false;
-    if (pair.size() != 2) {
-      PyErr_SetString(PyExc_ValueError, "input_output_aliases entries must be pairs");
-      return false;
-    }
-    out->emplace_back(pair[0], pair[1]);
+    if (!read(PySequence_Fast_GET_ITEM(fast.get(), i))) return false;
   }
   return true;
 }
 
-// Copies everything C++ needs out of a jax_pyrt Executable. GIL held.
-Status ReadProgram(PyObject* exe, std::shared_ptr<Program>* program) {
-  auto p = std::make_shared<Program>();
-  std::vector<int64_t> device_ids;
-  int64_t run_inline = 0, synchronous = 0;
-  Ref ids(PyObject_GetAttrString(exe, "device_ids"));
-  bool ok = ids && GetIntList(ids.get(), &device_ids) && GetString(exe, "name", &p->name) &&
-            GetString(exe, "fingerprint", &p->fingerprint) && GetString(exe, "text", &p->text) &&
-            GetString(exe, "compile_options", &p->compile_options) &&
-            GetString(exe, "device_assignment", &p->device_assignment) &&
-            GetInt(exe, "num_replicas", &p->num_replicas) &&
-            GetInt(exe, "num_partitions", &p->num_partitions) &&
-            GetInt(exe, "code_size_in_bytes", &p->code_size_in_bytes) &&
-            GetInt(exe, "run_inline", &run_inline) && GetInt(exe, "synchronous", &synchronous) &&
-            GetSpecs(exe, "input_specs", &p->inputs) && GetSpecs(exe, "output_specs", &p->outputs) &&
-            GetStringList(exe, "output_memory_kinds", &p->output_memory_kinds) &&
-            GetStringList(exe, "input_memory_kinds", &p->input_memory_kinds) &&
-            GetCosts(exe, &p->cost_analysis) && GetAliases(exe, &p->input_output_aliases) &&
-            GetInt(exe, "argument_size_in_bytes", &p->argument_size_in_bytes) &&
-            GetInt(exe, "output_size_in_bytes", &p->output_size_in_bytes) &&
-            GetInt(exe, "alias_size_in_bytes", &p->alias_size_in_bytes) &&
-            GetInt(exe, "temp_size_in_bytes", &p->temp_size_in_bytes);
-  for (const auto& [in, out] : p->input_output_aliases) {
-    if (ok && (in < 0 || out < 0 || static_cast<size_t>(in) >= p->inputs.size() ||
-               static_cast<size_t>(out) >= p->outputs.size())) {
-      PyErr_SetString(PyExc_ValueError, "input_output_aliases names a missing input or output");
+bool ReadInts(PyObject* v, std::vector<int64_t>* out) {
+  out->clear();
+  return ForEach(v, [out](PyObject* item) {
+    int64_t x;
+    if (!ReadInt(item, &x)) return false;
+    out->push_back(x);
+    return true;
+  });
+}
+
+bool ReadStrings(PyObject* v, std::vector<std::string>* out) {
+  out->clear();
+  return ForEach(v, [out](PyObject* item) {
+    out->emplace_back();
+    return ReadString(item, &out->back());
+  });
+}
+
+// A (key, value) or (a, b) pair of the sequence `item`, read by `first` and `second`.
+template <typename A, typename B>
+bool ReadPair(PyObject* item, A first, B second) {
+  Ref fast(PySequence_Fast(item, "expected a pair"));
+  if (!fast || PySequence_Fast_GET_SIZE(fast.get()) != 2) {
+    if (fast) PyErr_SetString(PyExc_ValueError, "expected a pair");
+    return false;
+  }
+  return first(PySequence_Fast_GET_ITEM(fast.get(), 0)) &&
+         second(PySequence_Fast_GET_ITEM(fast.get(), 1));
+}
+
+// ((PJRT_Buffer_Type, dims), ...)
+bool ReadSpecs(PyObject* v, std::vector<ArraySpec>* out) {
+  out->clear();
+  return ForEach(v, [out](PyObject* item) {
+    ArraySpec spec;
+    int64_t type = 0;
+    bool ok = ReadPair(
+        item, [&](PyObject* t) { return ReadInt(t, &type); },
+        [&](PyObject* d) { return ReadInts(d, &spec.dims); });
+    size_t count = 0;
+    if (ok && !ElementCount(spec.dims, &count)) {
+      PyErr_SetString(PyExc_ValueError, "array spec has an invalid shape");
       ok = false;
     }
+    spec.type = static_cast<PJRT_Buffer_Type>(type);
+    spec.nbytes = count * ElementSize(spec.type);
+    out->push_back(std::move(spec));
+    return ok;
+  });
+}
+
+bool ReadCosts(PyObject* v, std::vector<std::pair<std::string, double>>* out) {
+  out->clear();
+  return ForEach(v, [out](PyObject* item) {
+    std::pair<std::string, double> cost;
+    return ReadPair(
+               item, [&](PyObject* k) { return ReadString(k, &cost.first); },
+               [&](PyObject* x) {
+                 cost.second = PyFloat_AsDouble(x);
+                 return !PyErr_Occurred();
+               }) &&
+           (out->push_back(cost), true);
+  });
+}
+
+bool ReadAliases(PyObject* v, std::vector<std::pair<int64_t, int64_t>>* out) {
+  out->clear();
+  return ForEach(v, [out](PyObject* item) {
+    std::pair<int64_t, int64_t> alias;
+    return ReadPair(
+               item, [&](PyObject* a) { return ReadInt(a, &alias.first); },
+               [&](PyObject* b) { return ReadInt(b, &alias.second); }) &&
+           (out->push_back(alias), true);
+  });
+}
+
+// The fields of jax_pyrt._bridge.Compiled, one reader each.
+struct FieldReader {
+  const char* name;
+  bool (*read)(PyObject* value, Program* p);
+};
+
+const FieldReader kCompiledFields[] = {
+    {"name", [](PyObject* v, Program* p) { return ReadString(v, &p->name); }},
+    {"fingerprint", [](PyObject* v, Program* p) { return ReadString(v, &p->fingerprint); }},
+    {"text", [](PyObject* v, Program* p) { return ReadString(v, &p->text); }},
+    {"compile_options", [](PyObject* v, Program* p) { return ReadString(v, &p->compile_options); }},
+    {"device_assignment",
+     [](PyObject* v, Program* p) { return ReadString(v, &p->device_assignment); }},
+    {"num_replicas", [](PyObject* v, Program* p) { return ReadInt(v, &p->num_replicas); }},
+    {"num_partitions", [](PyObject* v, Program* p) { return ReadInt(v, &p->num_partitions); }},
+    {"device_ids",
+     [](PyObject* v, Program* p) {
+       std::vector<int64_t> ids;
+       if (!ReadInts(v, &ids)) return false;
+       p->device_ids.assign(ids.begin(), ids.end());
+       return true;
+     }},
+    {"inputs", [](PyObject* v, Program* p) { return ReadSpecs(v, &p->inputs); }},
+    {"outputs", [](PyObject* v, Program* p) { return ReadSpecs(v, &p->outputs); }},
+    {"input_memory_kinds",
+     [](PyObject* v, Program* p) { return ReadStrings(v, &p->input_memory_kinds); }},
+    {"output_memory_kinds",
+     [](PyObject* v, Program* p) { return ReadStrings(v, &p->output_memory_kinds); }},
+    {"cost_analysis", [](PyObject* v, Program* p) { return ReadCosts(v, &p->cost_analysis); }},
+    {"input_output_aliases",
+     [](PyObject* v, Program* p) { return ReadAliases(v, &p->input_output_aliases); }},
+    {"argument_size_in_bytes",
+     [](PyObject* v, Program* p) { return ReadInt(v, &p->argument_size_in_bytes); }},
+    {"output_size_in_bytes",
+     [](PyObject* v, Program* p) { return ReadInt(v, &p->output_size_in_bytes); }},
+    {"alias_size_in_bytes",
+     [](PyObject* v, Program* p) { return ReadInt(v, &p->alias_size_in_bytes); }},
+    {"temp_size_in_bytes",
+     [](PyObject* v, Program* p) { return ReadInt(v, &p->temp_size_in_bytes); }},
+    {"code_size_in_bytes",
+     [](PyObject* v, Program* p) { return ReadInt(v, &p->code_size_in_bytes); }},
+    {"run_inline", [](PyObject* v, Program* p) { return ReadBool(v, &p->run_inline); }},
+    {"synchronous", [](PyObject* v, Program* p) { return ReadBool(v, &p->synchronous); }},
+};
+
+// Copies everything C++ needs out of a jax_pyrt._bridge.Compiled record. GIL held.
+Status ReadProgram(PyObject* compiled, std::shared_ptr<Program>* program) {
+  auto p = std::make_shared<Program>();
+  for (const FieldReader& field : kCompiledFields) {
+    Ref value(PyObject_GetAttrString(compiled, field.name));
+    if (!value || !field.read(value.get(), p.get())) {
+      Status s = FetchError("reading the compiled program's record");
+      s.message += std::string(" (field ") + field.name + ")";
+      return s;
+    }
   }
-  if (!ok) return FetchError("reading compiled program metadata");
-  p->device_ids.assign(device_ids.begin(), device_ids.end());
-  p->run_inline = run_inline != 0;
-  p->synchronous = synchronous != 0;
-  Py_INCREF(exe);
-  p->handle = exe;
+  for (const auto& [in, out] : p->input_output_aliases) {
+    if (in < 0 || out < 0 || static_cast<size_t>(in) >= p->inputs.size() ||
+        static_cast<size_t>(out) >= p->outputs.size()) {
+      return Internal("pyrt runtime: input_output_aliases names a missing input or output");
+    }
+  }
+  PyObject* handle = PyObject_GetAttrString(compiled, "handle");  // new reference, kept
+  if (handle == nullptr) return FetchError("reading the compiled program's handle");
+  p->handle = handle;
   *program = std::move(p);
   return Status::Ok();
 }
 
-Status CallForProgram(const char* function, PyObject* args, std::shared_ptr<Program>* program) {
-  Status status;
-  PyObject* module = BridgeModule(&status);
-  if (module == nullptr) return status;
+// Calls jax_pyrt._bridge.<function>(*args); GIL held.
+Ref CallBridge(const char* function, PyObject* args, Status* status) {
+  PyObject* module = BridgeModule(status);
+  if (module == nullptr) return Ref();
   Ref fn(PyObject_GetAttrString(module, function));
-  if (!fn) return FetchError(function);
-  Ref exe(PyObject_CallObject(fn.get(), args));
-  if (!exe) return FetchError(function);
-  return ReadProgram(exe.get(), program);
+  Ref result(fn ? PyObject_CallObject(fn.get(), args) : nullptr);
+  if (!result) *status = FetchError(function);
+  return result;
 }
 
 }  // namespace
@@ -377,46 +419,69 @@ void DecRef(PyObject* object) {
   CallWithGil([object] { Py_DECREF(object); });
 }
 
+namespace {
+// The prologue of every call into Python, for its scope: the interpreter must still be alive;
+// then IEEE float behaviour, the GIL, and first the work threads without the GIL handed over
+// (CallWithGil).
+class PythonCall {
+ public:
+  PythonCall() : alive_(PythonAlive()) {
+    if (!alive_) return;
+    ieee_.emplace();
+    gil_.emplace();
+    DrainReleased();
+  }
+  Status status() const {
+    return alive_ ? Status::Ok()
+                  : FailedPrecondition("pyrt: the Python interpreter is shutting down");
+  }
+
+ private:
+  bool alive_;
+  std::optional<IeeeFloats> ieee_;
+  std::optional<Gil> gil_;  // released before the float mode is restored
+};
+}  // namespace
+
 Status Compile(const std::string& code, const std::string& format, const std::string& options,
                std::shared_ptr<Program>* program) {
-  if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
-  IeeeFloats ieee;
-  Gil gil;
-  DrainReleased();
+  PythonCall call;
+  if (!call.status().ok()) return call.status();
   Ref args(Py_BuildValue("(y#s#y#)", code.data(), (Py_ssize_t)code.size(), format.data(),
                          (Py_ssize_t)format.size(), options.data(), (Py_ssize_t)options.size()));
-  if (!args) return FetchError("compile");
-  return CallForProgram("compile", args.get(), program);
+  Status status = args ? Status::Ok() : FetchError("compile");
+  Ref compiled = args ? CallBridge("compile", args.get(), &status) : Ref();
+  return compiled ? ReadProgram(compiled.get(), program) : status;
 }
 
 Status Deserialize(const std::string& serialized, const std::string& override_options,
                    std::shared_ptr<Program>* program) {
-  if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
-  IeeeFloats ieee;
-  Gil gil;
-  DrainReleased();
+  PythonCall call;
+  if (!call.status().ok()) return call.status();
   Ref args(Py_BuildValue("(y#y#)", serialized.data(), (Py_ssize_t)serialized.size(),
                          override_options.data(), (Py_ssize_t)override_options.size()));
-  if (!args) return FetchError("deserialize");
-  return CallForProgram("deserialize", args.get(), program);
+  Status status = args ? Status::Ok() : FetchError("deserialize");
+  Ref compiled = args ? CallBridge("deserialize", args.get(), &status) : Ref();
+  return compiled ? ReadProgram(compiled.get(), program) : status;
 }
 
 Status Serialize(const Program& program, std::string* serialized) {
-  if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
-  Gil gil;
-  Ref bytes(PyObject_CallMethod(program.handle, "serialize", nullptr));
-  if (!bytes || !PyBytes_Check(bytes.get())) return FetchError("serialize");
-  serialized->assign(PyBytes_AS_STRING(bytes.get()), PyBytes_GET_SIZE(bytes.get()));
+  PythonCall call;
+  if (!call.status().ok()) return call.status();
+  Ref args(Py_BuildValue("(O)", program.handle));
+  Status status = args ? Status::Ok() : FetchError("serialize");
+  Ref bytes = args ? CallBridge("serialize", args.get(), &status) : Ref();
+  if (!bytes) return status;
+  if (!ReadString(bytes.get(), serialized)) return FetchError("serialize");
   return Status::Ok();
 }
 
-Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& inputs,
+Status Run(const Program& program, const RunPlace& place,
+           const std::vector<std::shared_ptr<Storage>>& inputs,
            const std::vector<int64_t>& donated, DeviceStats* stats,
            std::vector<std::shared_ptr<Storage>>* outputs) {
-  if (!PythonAlive()) return FailedPrecondition("pyrt: the Python interpreter is shutting down");
-  IeeeFloats ieee;
-  Gil gil;
-  DrainReleased();
+  PythonCall call;
+  if (!call.status().ok()) return call.status();
   Ref views(PyList_New(static_cast<Py_ssize_t>(inputs.size())));
   if (!views) return FetchError("execute");
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -431,11 +496,13 @@ Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& 
   for (size_t i = 0; i < donated.size(); ++i) {
     PyList_SET_ITEM(donated_list.get(), i, PyLong_FromLongLong(donated[i]));
   }
-  // execute() returns, per output, a donated input's index or a new flat uint8 array.
-  Ref results(PyObject_CallMethod(program.handle, "execute", "(OO)", views.get(),
-                                  donated_list.get()));
-  if (!results) return FetchError("execute");
-  Ref fast(PySequence_Fast(results.get(), "execute() must return a sequence"));
+  // run() returns, per output, a donated input's index or a new flat uint8 array.
+  Ref args(Py_BuildValue("(OOOiii)", program.handle, views.get(), donated_list.get(),
+                         place.device, place.replica, place.partition));
+  Status status = args ? Status::Ok() : FetchError("execute");
+  Ref results = args ? CallBridge("run", args.get(), &status) : Ref();
+  if (!results) return status;
+  Ref fast(PySequence_Fast(results.get(), "run() must return a sequence"));
   if (!fast) return FetchError("execute");
   Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
   if (static_cast<size_t>(n) != program.outputs.size()) {

@@ -28,11 +28,12 @@ struct ArraySpec {
 };
 
 // A program compiled by the Python runtime, with its metadata copied out once at compile time
+// (from jax_pyrt._bridge.Compiled)
 // so that metadata queries never need the GIL. Immutable after construction.
 struct Program {
   ~Program();  // releases `handle` (takes the GIL if Python is still alive)
 
-  PyObject* handle = nullptr;  // jax_pyrt.executable.Executable
+  PyObject* handle = nullptr;  // jax_pyrt.executable.Executable, passed back to serialize/run
   std::string name;
   std::string fingerprint;
   std::string text;             // StableHLO text, for OptimizedProgram
@@ -64,11 +65,20 @@ Status Deserialize(const std::string& serialized, const std::string& override_op
                    std::shared_ptr<Program>* program);
 Status Serialize(const Program& program, std::string* serialized);
 
+// Which device runs one run of a program: its ordinal among the run's devices, and its replica
+// and partition ids (what stablehlo.replica_id / partition_id give).
+struct RunPlace {
+  int device = 0;
+  int replica = 0;
+  int partition = 0;
+};
+
 // Runs `program` on views of `inputs`. Each output is a NumPy array that becomes the storage of
 // an output buffer without a copy; it is accounted to `stats`. `donated` lists the inputs the
 // program may write into (their views are writable); an output the runtime wrote into such an
 // input shares its Storage.
-Status Run(const Program& program, const std::vector<std::shared_ptr<Storage>>& inputs,
+Status Run(const Program& program, const RunPlace& place,
+           const std::vector<std::shared_ptr<Storage>>& inputs,
            const std::vector<int64_t>& donated, DeviceStats* stats,
            std::vector<std::shared_ptr<Storage>>* outputs);
 

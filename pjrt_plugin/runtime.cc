@@ -406,7 +406,13 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
   }
   auto completion = std::make_shared<Completion>();
   DeviceStats* stats = &device->stats;
-  auto run = [info, inputs, results, completion, stats, donating] {
+  bridge::RunPlace place;
+  for (size_t d = 0; d < exe->devices.size(); ++d) {
+    if (exe->devices[d] != device) continue;
+    place = {static_cast<int>(d), exe->logical_ids[d].replica, exe->logical_ids[d].partition};
+    break;
+  }
+  auto run = [info, place, inputs, results, completion, stats, donating] {
     Status status;
     std::vector<std::shared_ptr<Storage>> in_storages, out_storages;
     for (const auto& in : inputs) {
@@ -427,7 +433,7 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
       }
     }
     if (status.ok()) {
-      status = bridge::Run(*info->program, in_storages, donated, stats, &out_storages);
+      status = bridge::Run(*info->program, place, in_storages, donated, stats, &out_storages);
     }
     in_storages.clear();
     if (status.ok()) {

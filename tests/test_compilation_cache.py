@@ -57,7 +57,7 @@ def test_executable_round_trip_does_not_compile(name, pyrt_device, cpu_device):
     exe = Executable(_artifact(PROGRAMS[name]), b"")
     data = exe.serialize()
     before = _bridge.compile_count
-    restored = _bridge.deserialize(data, b"")
+    restored = _bridge.deserialize(data, b"").handle
     assert not restored.recompiled, "the prepared program should be restored, not recompiled"
     assert _bridge.compile_count == before
     assert restored.source == exe.source and restored.text == exe.text
@@ -74,7 +74,7 @@ def test_stale_program_recompiles_and_counts(monkeypatch):
     from jax_pyrt import program_pickle
     monkeypatch.setattr(program_pickle, "environment", lambda: b"another python")
     before = _bridge.compile_count
-    restored = _bridge.deserialize(data, b"")
+    restored = _bridge.deserialize(data, b"").handle
     assert restored.recompiled and _bridge.compile_count == before + 1
     assert restored.source == exe.source
 

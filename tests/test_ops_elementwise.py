@@ -27,7 +27,8 @@ from jax.interpreters import mlir
 from jaxlib.mlir.dialects import stablehlo as hlo
 
 from conftest import tensor_type
-from jax_pyrt import compiler, dtypes, ops
+from jax_pyrt import dtypes, ops
+from jax_pyrt.types import TensorType
 
 BOOL = np.dtype(np.bool_)
 SIGNED = [np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64)]
@@ -742,7 +743,7 @@ def test_every_elementwise_op_is_registered():
 
 
 def _fake_op(result_dtype, operand_dtypes, operand_shape=(4,)):
-    t = lambda dt, shape=(4,): compiler.TensorType(shape, dt)
+    t = lambda dt, shape=(4,): TensorType(shape, dt)
     return types.SimpleNamespace(
         result=t(result_dtype), result_types=[t(result_dtype)], name="fake", location="",
         operand_types=[t(operand_dtypes[0], operand_shape)] + [t(d) for d in operand_dtypes[1:]],

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import assert_same, run_mlir, run_subprocess
 from jax_pyrt.errors import UnsupportedError
-from jax_pyrt.ops.quantization import quantized_type
+from jax_pyrt.types import quantized_type
 
 EDGES = np.array([1.25, 1.75, -1.25, 0.25, -0.0, np.nan, np.inf, -np.inf, 2.5, -2.5, 1e9, -1e9],
                  np.float32)

@@ -1,20 +1,69 @@
-"""The functions the C++ layer calls (see pjrt_plugin/python_bridge.h). Keep this surface small."""
+"""The one Python module the C++ layer calls (pjrt_plugin/python_bridge.cc): compile,
+deserialize, serialize and run. Compile and deserialize return a `Compiled` record, which the
+C++ layer reads once, field by field from one table, so that metadata queries never need the
+GIL; `handle` in it is what serialize() and run() take back.
+"""
 
 import collections
+import dataclasses
 import hashlib
 import threading
 
-from .errors import InvalidProgramError, PyrtError, UnsupportedError
+from .errors import InternalError, PyrtError, UnsupportedError
 from .executable import Executable
+from .ops.base import RunContext
 
 _CACHE_SIZE = 256
 _cache = collections.OrderedDict()  # hash of (artifact, options) -> Executable
 _lock = threading.Lock()
 compile_count = 0  # programs actually compiled (cache misses), for tests
+deserialize_count = 0  # executables loaded by PJRT_Executable_DeserializeAndLoad, for tests
+
+
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    """What the C++ layer needs of a compiled program (pjrt_plugin/python_bridge.h, Program)."""
+
+    handle: Executable         # passed back to serialize() and run()
+    name: str
+    fingerprint: str
+    text: str                  # the StableHLO program, for PJRT_Executable_OptimizedProgram
+    compile_options: bytes     # serialized xla.CompileOptionsProto
+    device_assignment: bytes   # serialized xla.DeviceAssignmentProto
+    num_replicas: int
+    num_partitions: int
+    device_ids: tuple          # device of each (replica, partition), replica-major
+    inputs: tuple              # ((PJRT_Buffer_Type, dims), ...) of the parameters
+    outputs: tuple             # and of the results
+    input_memory_kinds: tuple
+    output_memory_kinds: tuple
+    cost_analysis: tuple       # ((name, value), ...)
+    input_output_aliases: tuple  # ((input, output), ...) the output may reuse the input
+    argument_size_in_bytes: int
+    output_size_in_bytes: int
+    alias_size_in_bytes: int
+    temp_size_in_bytes: int
+    code_size_in_bytes: int
+    run_inline: bool           # cheap enough to run on the caller's thread
+    synchronous: bool          # must finish inside Execute (host callbacks)
+
+    @classmethod
+    def of(cls, executable):
+        fields = {f.name: getattr(executable, f.name) for f in dataclasses.fields(cls)
+                  if f.name not in ("handle", "inputs", "outputs")}
+        fields.update(
+            device_ids=tuple(fields["device_ids"]),
+            input_memory_kinds=tuple(fields["input_memory_kinds"]),
+            output_memory_kinds=tuple(fields["output_memory_kinds"]),
+            cost_analysis=tuple(fields["cost_analysis"].items()),
+            input_output_aliases=tuple(tuple(p) for p in fields["input_output_aliases"]),
+            run_inline=bool(fields["run_inline"]), synchronous=bool(fields["synchronous"]))
+        return cls(handle=executable, inputs=tuple(executable.input_specs),
+                   outputs=tuple(executable.output_specs), **fields)
 
 
 def compile(code, fmt, options):
-    """PJRT_Client_Compile: a StableHLO program -> Executable (cached by content)."""
+    """PJRT_Client_Compile: a StableHLO program -> Compiled (cached by content)."""
     global compile_count
     if fmt != "mlir":
         raise UnsupportedError(f"pyrt compiles StableHLO programs (format 'mlir'), not '{fmt}'")
@@ -22,17 +71,14 @@ def compile(code, fmt, options):
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
-            return _cache[key]
+            return Compiled.of(_cache[key])
     executable = _guard(lambda: Executable(code, options))
     with _lock:
         compile_count += 1
         _cache[key] = executable
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return executable
-
-
-deserialize_count = 0  # executables loaded by PJRT_Executable_DeserializeAndLoad, for tests
+    return Compiled.of(executable)
 
 
 def deserialize(data, override_options):
@@ -45,7 +91,19 @@ def deserialize(data, override_options):
         deserialize_count += 1
         if executable.recompiled:
             compile_count += 1
-    return executable
+    return Compiled.of(executable)
+
+
+def serialize(handle):
+    """PJRT_Executable_Serialize: the bytes deserialize() takes."""
+    return handle.serialize()
+
+
+def run(handle, views, donated, device, replica, partition):
+    """One run of a program on one device (PJRT_LoadedExecutable_Execute): `views` are the
+    inputs' StorageViews, `donated` the inputs whose memory the outputs may take; returns per
+    output a donated input's index or a new flat uint8 array (Executable.execute)."""
+    return handle.execute(views, donated, RunContext(device, replica, partition))
 
 
 # What to do about a program pyrt cannot run, appended to every compile-time UnsupportedError.
@@ -61,5 +119,6 @@ def _guard(make):
         raise UnsupportedError(f"{e}. {UNSUPPORTED_FIX}") from e
     except PyrtError:
         raise
-    except Exception as e:  # a bug of ours or an input we failed to anticipate: say which
-        raise InvalidProgramError(f"pyrt could not compile the program: {type(e).__name__}: {e}") from e
+    except Exception as e:  # a bug of ours, or an input we failed to anticipate
+        raise InternalError(f"pyrt could not compile the program: {type(e).__name__}: {e} "
+                            f"(a bug in pyrt)") from e

@@ -4,24 +4,10 @@ memory sizes. The Executable exposes their results; the C++ layer only reports t
 in Execute. See docs/jax-integration.md ("Donation")."""
 
 from jaxlib.mlir import ir
-from jaxlib.mlir.dialects import stablehlo
 
-from .compiler import TensorType, entry_function, nested_operations, to_type
-
-# As XLA's HloCostAnalysis: these elementwise ops count as transcendentals, not flops.
-TRANSCENDENTAL = {
-    "cosine", "sine", "tan", "exponential", "exponential_minus_one", "log", "log_plus_one",
-    "logistic", "power", "rsqrt", "sqrt", "cbrt", "tanh", "atan2", "erf",
-}
-# Ops that move or name data without arithmetic: bytes, but no flops.
-DATA_MOVEMENT = {
-    "constant", "reshape", "broadcast_in_dim", "broadcast", "transpose", "slice", "dynamic_slice",
-    "dynamic_update_slice", "concatenate", "pad", "gather", "scatter", "reverse", "iota",
-    "bitcast_convert", "get_tuple_element", "tuple", "optimization_barrier", "copy",
-    "collective_permute", "all_gather", "all_to_all", "get_dimension_size", "return",
-    "custom_call", "while", "if", "case", "after_all", "create_token", "partition_id",
-    "replica_id", "sort", "rng_bit_generator",
-}
+from . import ops
+from .compiler import entry_function, nested_operations
+from .types import TensorType, to_type
 
 
 def _tensor(t):
@@ -67,44 +53,35 @@ def aliases(module):
 def cost_analysis(module):
     """{"flops", "transcendentals", "bytes accessed"} summed over every op of the module, each op
     counted once (loop and call bodies are not multiplied), as XLA's HloCostAnalysis counts:
-    elementwise ops 1 flop per result element, dot_general 2*M*N*K (times batch), convolution
-    2 * output elements * kernel elements per output feature, reductions one flop per input
-    element; bytes accessed = operand bytes + result bytes of every arithmetic or data op."""
+    each op as its handler's registration declares (ops.base.op's `cost`: one flop or
+    transcendental per result element, none for data movement, or the op's own count, e.g.
+    2*M*N*K for dot_general); bytes accessed = operand bytes + result bytes of every arithmetic
+    or data op."""
     flops = transcendentals = accessed = 0
     for op in nested_operations(module.operation):
-        name = op.name
-        if not name.startswith("stablehlo.") and name not in ("chlo.erf",):
+        cost = ops.cost_of(op.name)
+        if cost is None:  # func.*, sdy.*, ...: no work of their own
             continue
-        short = name.split(".", 1)[1]
         operands = [_tensor(v.type) for v in op.operands]
         results = [_tensor(r.type) for r in op.results]
-        if short not in ("return", "constant", "while", "if", "case"):
+        if op.name not in _NO_BYTES:
             accessed += _bytes(operands) + _bytes(results)
         out = results[0].size if results and results[0] is not None else 0
-        if short in DATA_MOVEMENT:
-            continue
-        if short in TRANSCENDENTAL:
+        if cost == "transcendental":
             transcendentals += out
-        elif short == "dot_general":
-            dims = op.attributes["dot_dimension_numbers"]
-            contracting = stablehlo.DotDimensionNumbers(dims).lhs_contracting_dimensions
-            k = 1
-            for d in contracting:
-                k *= operands[0].shape[d]
-            flops += 2 * out * k
-        elif short == "convolution":
-            rhs = operands[1]
-            # kernel elements per output feature: all of the kernel / its output-feature count
-            dn = stablehlo.ConvDimensionNumbers(op.attributes["dimension_numbers"])
-            out_features = max(1, rhs.shape[dn.kernel_output_feature_dimension])
-            flops += 2 * out * (rhs.size // out_features)
-        elif short in ("reduce", "reduce_window", "select_and_scatter"):
-            flops += sum(t.size for t in operands[: len(operands) // 2] if t is not None)
-        else:
+        elif cost == "flops":
             flops += out
+        elif callable(cost):
+            flops += cost(op, operands, results)
     costs = {"flops": float(flops), "transcendentals": float(transcendentals),
              "bytes accessed": float(accessed)}
     return {k: v for k, v in costs.items() if v}  # XLA:CPU leaves out zero counts too
+
+
+# Ops whose operands and results XLA does not count as accessed bytes.
+_NO_BYTES = frozenset({"stablehlo.return", "func.return", "func.call", "stablehlo.constant",
+                       "stablehlo.while", "stablehlo.if", "stablehlo.case",
+                       "sdy.sharding_constraint", "sdy.reshard"})
 
 
 def memory_sizes(input_types, output_types, pairs):

@@ -2,194 +2,43 @@
 
 Compilation walks the MLIR module once. Every op is handed to its handler (jax_pyrt.ops), which
 reads the op's types and attributes and returns a *kernel*: a plain Python callable over NumPy
-arrays with everything static already bound. The compiler then writes Python source that calls
-the kernels in program order, one local variable per SSA value, one nested `def` per region, and
-`exec`s it. Running the program never touches MLIR.
+arrays with everything static already bound (ops/base.py). The compiler then writes Python
+source that calls the kernels in program order, one local variable per SSA value (deleted after
+its last use), one nested `def` per region, and `exec`s it. Running the program never touches
+MLIR.
 
-Kernel calling convention (see ops/__init__.py): `kernel(*operands)`, or
-`kernel(regions, *operands)` for ops with regions; it returns the result for single-result ops
-without regions, and a sequence of results otherwise.
+Every generated function takes the run's context first (`ctx`, an ops.base.RunContext: which
+device runs the program), so that kernels of replica_id, partition_id and collectives can see
+it. The source is registered with linecache under the program's own file name, and
+`Prepared.origin(line)` tells which op (and which line of the user's code) a line of it runs,
+so a failure at run time names them.
 """
 
+import itertools
+import linecache
 import re
+import weakref
 
 import numpy as np
 from jaxlib.mlir import ir
 
-from . import attributes, dtypes, ops
+from . import dtypes, ops
 from .errors import InvalidProgramError, UnsupportedError
-from .jax_integration import callbacks
-
-_LOCATION = re.compile(r'"([^"]+)":(\d+)')
-
-
-def source_location(op):
-    """The innermost `file:line` of an op's location, or '' if it has none."""
-    match = _LOCATION.search(str(op.location))
-    if not match:
-        return ""
-    path, line = match.groups()
-    return f"{path.rsplit('/', 1)[-1]}:{line}"
-
-
-class TensorType:
-    """A ranked tensor type: static shape and NumPy dtype. For a quantized element type
-    (`!quant.uniform<...>`), `dtype` is the storage dtype (a quantized tensor is its storage
-    integers at run time) and `quant` holds the scales, zero points, axis and storage range
-    (ops.quantization.Quantization); `quant` is None otherwise."""
-
-    __slots__ = ("shape", "dtype", "mlir", "quant")
-
-    def __init__(self, shape, dtype, mlir=None, quant=None):
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
-        self.mlir = mlir
-        self.quant = quant
-
-    @property
-    def rank(self):
-        return len(self.shape)
-
-    @property
-    def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    def __repr__(self):
-        element = self.quant if self.quant is not None else self.dtype
-        return f"tensor<{'x'.join(map(str, self.shape))}{'x' if self.shape else ''}{element}>"
-
-
-class TokenType:
-    """`!stablehlo.token`: carries ordering only; its runtime value is None."""
-
-    def __repr__(self):
-        return "!stablehlo.token"
-
-
-class FutureType:
-    """`!stablehlo.future<...>` (async_start's result): at run time, the tuple of values."""
-
-    def __repr__(self):
-        return "!stablehlo.future"
-
-
-class TupleType:
-    def __init__(self, elements):
-        self.elements = tuple(elements)
-
-    def __repr__(self):
-        return f"tuple<{', '.join(map(repr, self.elements))}>"
-
-
-def to_type(mlir_type):
-    """Our view of an MLIR type."""
-    if isinstance(mlir_type, ir.RankedTensorType):
-        t = ir.RankedTensorType(mlir_type)
-        if not t.has_static_shape:
-            raise UnsupportedError(f"pyrt does not support dynamic shapes (got {mlir_type}): "
-                                   f"it needs static shapes")
-        name = str(t.element_type)
-        if name.startswith("!quant."):
-            quant = ops.quantization.quantized_type(name, t.shape)
-            return TensorType(t.shape, quant.storage, mlir_type, quant)
-        if name not in dtypes.DTYPE_BY_MLIR:
-            raise UnsupportedError(f"pyrt does not support element type {name} ({mlir_type})")
-        return TensorType(t.shape, dtypes.DTYPE_BY_MLIR[name], mlir_type)
-    if isinstance(mlir_type, ir.TupleType):
-        t = ir.TupleType(mlir_type)
-        return TupleType(to_type(t.get_type(i)) for i in range(t.num_types))
-    text = str(mlir_type)
-    if text.endswith("token"):
-        return TokenType()
-    if text.startswith("!stablehlo.future"):
-        return FutureType()
-    raise UnsupportedError(f"pyrt does not support the type {text}")
-
-
-class Op:
-    """What a handler sees of one op at compile time."""
-
-    def __init__(self, operation, compiler):
-        self.operation = operation
-        self.name = operation.name
-        self.compiler = compiler
-        self.location = compiler.where(operation)
-        try:
-            self.operand_types = [to_type(v.type) for v in operation.operands]
-            self.result_types = [to_type(r.type) for r in operation.results]
-        except UnsupportedError as e:  # name the op and the user's line
-            where = f" at {self.location}" if self.location else ""
-            raise UnsupportedError(f"{self.name}{where}: {e}") from None
-        if any(getattr(t, "quant", None) is not None
-               for t in self.operand_types + self.result_types):
-            ops.quantization.check_op(self)  # no silent integer arithmetic on quantized tensors
-        self.regions = list(operation.regions)
-
-    # -- attributes
-    def has(self, name):
-        return name in self.operation.attributes
-
-    def attr(self, name, default=None):
-        attrs = self.operation.attributes
-        return attrs[name] if name in attrs else default
-
-    def ints(self, name, default=None):
-        a = self.attr(name)
-        return default if a is None else attributes.i64_array(a)
-
-    def int(self, name, default=None):
-        a = self.attr(name)
-        return default if a is None else ir.IntegerAttr(a).value
-
-    def enum(self, name, default=None):
-        a = self.attr(name)
-        return default if a is None else attributes.enum_name(a)
-
-    def value(self, name, default=None):
-        a = self.attr(name)
-        return default if a is None else attributes.python_value(a)
-
-    def dense(self, name, dtype, shape):
-        """The value of a DenseElementsAttr as a NumPy array."""
-        dtype = np.dtype(dtype)
-        if dtypes.is_complex(dtype):
-            # The MLIR bindings cannot hand out complex DenseElementsAttrs (reading one raises),
-            # so read the attribute from the op's printed form.
-            text = str(self.operation)
-            text = text[text.index(f"{name} = ") + len(name) + 3:] if f"{name} = " in text else text
-            return attributes.dense_from_text(text[text.index("dense<"):], dtype, shape)
-        return attributes.dense_elements(self.attr(name), dtype, shape)
-
-    # -- shorthands
-    @property
-    def result(self):
-        return self.result_types[0]
-
-    def unsupported(self, what):
-        where = f" (at {self.location})" if self.location else ""
-        return UnsupportedError(f"pyrt does not support {self.name} with {what}{where}")
+from .ops.base import CompileContext, Constant, InContext, Op
+from .types import TensorType, to_type
 
 
 class Compiler:
     """Turns a module into Python source plus the namespace of kernels it calls."""
 
     def __init__(self, module, num_replicas=1, num_partitions=1):
-        self.module = module
-        # From the compile options: handlers of collectives need the device grid.
-        self.num_replicas = num_replicas
-        self.num_partitions = num_partitions
-        self.functions = {}
-        for op in module.body.operations:
-            if op.operation.name == "func.func":
-                self.functions[ir.StringAttr(op.operation.attributes["sym_name"]).value] = op
+        self.context = CompileContext(module, num_replicas, num_partitions)
         self.namespace = {"np": np}
-        self.lines = []
+        self.lines = []  # (source line, (op name, user location) or None)
         self.emitted = {}  # function symbol -> python name
         self._counter = 0
-        self.call_site = ""  # location of the func.call being compiled, for ops without their own
         self.elements = 0  # elements produced by all ops: a rough cost estimate
         self.has_loops = False
-        self.calls_host = False  # calls host callbacks (jax_integration/callbacks.py)
 
     def fresh(self, prefix):
         self._counter += 1
@@ -200,34 +49,30 @@ class Compiler:
         self.namespace[name] = obj
         return name
 
-    def where(self, operation):
-        """An op's user-facing `file:line`: its own, else that of the call that reached it (ops in
-        JAX's private functions, e.g. inside jnp.fft.fft, carry no file of their own)."""
-        return source_location(operation) or self.call_site
-
     def function(self, symbol, call_site=""):
         """The Python name of a compiled func.func, compiling it (and its callees) on first use."""
         if symbol in self.emitted:
             return self.emitted[symbol]
-        saved, self.call_site = self.call_site, call_site or self.call_site
-        if symbol not in self.functions:
+        context = self.context
+        if symbol not in context.functions:
             raise InvalidProgramError(f"pyrt: the program calls @{symbol}, which it does not define")
+        saved, context.call_site = context.call_site, call_site or context.call_site
         name = "f_" + re.sub(r"\W", "_", symbol) + f"_{len(self.emitted)}"
         self.emitted[symbol] = name
-        func = self.functions[symbol]
-        block = func.regions[0].blocks[0]
+        block = context.functions[symbol].regions[0].blocks[0]
         try:
-            lines = self.block(block, name, indent="")
+            lines = self.block(block, name, indent="", params=["ctx"])
         finally:
-            self.call_site = saved
+            context.call_site = saved
         self.lines.extend(lines)
-        self.lines.append("")
+        self.lines.append(("", None))
         return name
 
-    def block(self, block, name, indent):
-        """Source of `def name(<block args>): ...` returning the terminator's operands as a tuple."""
+    def block(self, block, name, indent, params=()):
+        """Source of `def name(<params>, <block args>): ...` returning the terminator's operands
+        as a tuple."""
         values = {}
-        params = []
+        params = list(params)
         for arg in block.arguments:
             params.append(self.fresh("a"))
             values[arg] = params[-1]
@@ -237,17 +82,17 @@ class Compiler:
         body_ops = operations[:terminator]
         kernels = [self.kernel(o) for o in body_ops]
         in_place = self._in_place_plan(operations, kernels)
-        lines = [f"{indent}def {name}({', '.join(params)}):"]
+        lines = [(f"{indent}def {name}({', '.join(params)}):", None)]
         body = indent + "    "
         dies_after = self._dies_after(block, operations[:terminator + 1])
         for i, (operation, kernel) in enumerate(zip(body_ops, kernels)):
             lines.extend(self.operation(operation, kernel, values, body, in_place.get(i)))
             dead = [values[v] for v in dies_after.get(i, ())]
             if dead:
-                lines.append(f"{body}del {', '.join(dead)}")
+                lines.append((f"{body}del {', '.join(dead)}", None))
         returned = ([self._lookup(values, v) for v in operations[terminator].operands]
                     if terminator < len(operations) else [])
-        lines.append(f"{body}return ({''.join(r + ', ' for r in returned)})")
+        lines.append((f"{body}return ({''.join(r + ', ' for r in returned)})", None))
         return lines
 
     def kernel(self, operation):
@@ -256,16 +101,17 @@ class Compiler:
             if isinstance(r.type, ir.RankedTensorType):
                 self.elements += int(np.prod(r.type.shape, dtype=np.int64))
         self.has_loops |= operation.name == "stablehlo.while"
-        self.calls_host |= (operation.name == "stablehlo.custom_call" and
-                            ir.StringAttr(operation.attributes["call_target_name"]).value
-                            == callbacks.TARGET)
         if operation.name in _CALLS:
             return None
         handler = ops.lookup(operation.name)
+        where = self.context.where(operation)
         if handler is None:
-            where = f" (at {self.where(operation)})" if self.where(operation) else ""
-            raise UnsupportedError(f"pyrt does not support {operation.name} yet{where}")
-        return handler(Op(operation, self))
+            raise UnsupportedError(f"pyrt does not support {operation.name} yet"
+                                   + (f" (at {where})" if where else ""))
+        op_ = Op(operation, self.context)
+        if op_.quantized():
+            ops.quantization.check_op(op_)  # no silent integer arithmetic on quantized tensors
+        return handler(op_)
 
     @staticmethod
     def _dies_after(block, operations):
@@ -338,6 +184,9 @@ class Compiler:
     _scopes = ()
 
     def operation(self, operation, kernel, values, indent, out=None):
+        """The lines running one op, each (text, origin): origin (op name, user location) on
+        the line that calls the op's kernel."""
+        origin = (operation.name, self.context.where(operation))
         lines = []
         operands = [self._lookup(values, v) for v in operation.operands]
         results = [self.fresh("v") for _ in operation.results]
@@ -347,16 +196,18 @@ class Compiler:
 
         if operation.name in _CALLS:
             symbol = ir.FlatSymbolRefAttr(operation.attributes[_CALLS[operation.name]]).value
-            callee = self.function(symbol, call_site=self.where(operation))
-            call = f"{callee}({', '.join(operands)})"
-            lines.append(f"{indent}{target}{',' if results else ''} = {call}" if results
-                         else f"{indent}{call}")
+            callee = self.function(symbol, call_site=self.context.where(operation))
+            call = f"{callee}({', '.join(['ctx'] + operands)})"
+            lines.append((f"{indent}{target}, = {call}" if results else f"{indent}{call}", origin))
             return lines
-        if isinstance(kernel, ops.Constant):
-            lines.append(f"{indent}{target} = {self.bind(kernel.value, 'c')}")
+        if isinstance(kernel, Constant):
+            lines.append((f"{indent}{target} = {self.bind(kernel.value, 'c')}", origin))
             return lines
-        k = self.bind(kernel)
         args = list(operands)
+        if isinstance(kernel, InContext):
+            kernel = kernel.kernel
+            args.insert(0, "ctx")
+        k = self.bind(kernel)
         if operation.regions:
             saved = self._scopes
             self._scopes = (values,) + saved
@@ -371,11 +222,11 @@ class Compiler:
             args.append(f"out={operands[out]}")
         call = f"{k}({', '.join(args)})"
         if not results:
-            lines.append(f"{indent}{call}")
+            lines.append((f"{indent}{call}", origin))
         elif len(results) == 1 and not operation.regions:
-            lines.append(f"{indent}{target} = {call}")
+            lines.append((f"{indent}{target} = {call}", origin))
         else:
-            lines.append(f"{indent}{target}, = {call}")
+            lines.append((f"{indent}{target}, = {call}", origin))
         return lines
 
 
@@ -421,17 +272,39 @@ def entry_function(module):
 # when the device is idle: a hand-off to the device worker would cost more than the work.
 CHEAP_ELEMENTS = 1 << 16
 
+_program_numbers = itertools.count()
+
 
 class Prepared:
-    """A compiled program: `entry(views)` runs it on StorageViews and returns output bytes."""
+    """A compiled program: `entry(views, ctx)` runs it on StorageViews and returns output bytes.
+    `filename` is the name its source is registered under in linecache (while the Prepared
+    lives); `origin(line)` is the (op name, user location) a line of the source runs, or None."""
 
-    def __init__(self, source, entry, input_types, output_types, cheap, calls_host):
+    def __init__(self, source, entry, filename, origins, input_types, output_types, cheap,
+                 synchronous):
         self.source = source
         self.entry = entry
+        self.filename = filename
+        self.origins = origins  # {1-based line: (op name, user location)}
         self.input_types = input_types
         self.output_types = output_types
         self.cheap = cheap
-        self.calls_host = calls_host
+        self.synchronous = synchronous
+        register_source(self, filename, source)
+
+    def origin(self, line):
+        return self.origins.get(line)
+
+
+def register_source(owner, filename, source):
+    """Makes `source` the text of `filename` for tracebacks (linecache) while `owner` lives."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    weakref.finalize(owner, linecache.cache.pop, filename, None)
+
+
+def program_filename(name):
+    """A file name for the generated source of program `name`, unique in this process."""
+    return f"<pyrt program {name} #{next(_program_numbers)}>"
 
 
 def _as_bytes(value, dtype):
@@ -468,18 +341,21 @@ def compile_module(module, num_replicas=1, num_partitions=1):
     ns = compiler.namespace
     ns["_frombuffer"] = np.frombuffer
     ns["_as_bytes"] = _as_bytes
-    lines = ["def entry(views):"]
-    args = []
+    lines = [("def entry(views, ctx):", None)]
+    args = ["ctx"]
     for i, t in enumerate(input_types):
         dt = compiler.bind(t.dtype, "dt")
-        lines.append(f"    i{i} = _frombuffer(views[{i}], {dt}).reshape({t.shape!r})")
+        lines.append((f"    i{i} = _frombuffer(views[{i}], {dt}).reshape({t.shape!r})", None))
         args.append(f"i{i}")
-    lines.append(f"    results = {main_name}({', '.join(args)})")
+    lines.append((f"    results = {main_name}({', '.join(args)})", None))
     outs = [f"_as_bytes(results[{i}], {compiler.bind(t.dtype, 'dt')})"
             for i, t in enumerate(output_types)]
-    lines.append(f"    return [{', '.join(outs)}]")
-    source = "\n".join(compiler.lines + lines) + "\n"
-    code = compile(source, f"<pyrt program {symbol}>", "exec")
-    exec(code, ns)
+    lines.append((f"    return [{', '.join(outs)}]", None))
+    all_lines = compiler.lines + lines
+    source = "\n".join(text for text, _ in all_lines) + "\n"
+    origins = {i + 1: origin for i, (_, origin) in enumerate(all_lines) if origin is not None}
+    filename = program_filename(symbol)
+    exec(compile(source, filename, "exec"), ns)
     cheap = not compiler.has_loops and compiler.elements <= CHEAP_ELEMENTS
-    return Prepared(source, ns["entry"], input_types, output_types, cheap, compiler.calls_host)
+    return Prepared(source, ns["entry"], filename, origins, input_types, output_types, cheap,
+                    compiler.context.synchronous)

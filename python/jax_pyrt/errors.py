@@ -35,3 +35,9 @@ class ExecutionError(PyrtError):
     """An op failed while the program ran."""
 
     pjrt_code = INVALID_ARGUMENT
+
+
+class InternalError(PyrtError):
+    """A bug in pyrt: an unexpected exception while compiling or running a program."""
+
+    pjrt_code = INTERNAL

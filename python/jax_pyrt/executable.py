@@ -7,7 +7,7 @@ execution; `serialize` / `deserialize` back PJRT_Executable_Serialize and the pe
 import hashlib
 import struct
 import sys
-import threading
+import traceback
 import types
 
 import numpy as np
@@ -17,10 +17,10 @@ from jaxlib.mlir._mlir_libs import _stablehlo
 from jaxlib.mlir.dialects import sdy
 
 from . import __version__, analysis, compile_options, compiler, dtypes, program_pickle, protobuf
-from .errors import ExecutionError, InvalidProgramError, PyrtError
+from .errors import InternalError, InvalidProgramError, PyrtError
+from .ops.base import RunContext
 
 _MAGIC = b"pyrt-executable\0"
-_quiet = threading.local()
 
 
 def load_module(code, context):
@@ -143,7 +143,7 @@ class Executable:
             self._compile()
         self.input_memory_kinds = ["device"] * len(self.input_specs)
         self.output_memory_kinds = ["device"] * len(self.output_specs)
-        self.code_size_in_bytes = len(self.source)
+        self.code_size_in_bytes = len(self.prepared.source)
         self.temp_size_in_bytes = 0  # NumPy temporaries are not device memory
         self.fingerprint = hashlib.sha256(
             _MAGIC + __version__.encode() + self.artifact + self.compile_options).hexdigest()
@@ -163,28 +163,33 @@ class Executable:
         (self.argument_size_in_bytes, self.output_size_in_bytes,
          self.alias_size_in_bytes) = analysis.memory_sizes(
              prepared.input_types, prepared.output_types, self.input_output_aliases)
-        self.source = prepared.source  # the generated Python, for debugging
-        self._entry = prepared.entry
+        self.prepared = prepared
         self.input_specs = _specs(prepared.input_types, token_inputs)
         self.output_specs = _specs(prepared.output_types, token_outputs)
         self.run_inline = prepared.cheap
         # Programs that call host callbacks finish before Execute returns, as on XLA:CPU, so a
         # callback's exception raises at the user's call (runtime.cc).
-        self.synchronous = prepared.calls_host
+        self.synchronous = prepared.synchronous
 
-    _PROGRAM_FIELDS = ("name", "text", "source", "input_specs", "output_specs", "run_inline",
-                       "synchronous",
-                       "num_replicas", "num_partitions", "input_output_aliases",
+    @property
+    def source(self):
+        """The generated Python program, for debugging."""
+        return self.prepared.source
+
+    _PROGRAM_FIELDS = ("name", "text", "input_specs", "output_specs", "run_inline",
+                       "synchronous", "num_replicas", "num_partitions", "input_output_aliases",
                        "cost_analysis", "argument_size_in_bytes", "output_size_in_bytes",
                        "alias_size_in_bytes")
 
     def _program(self):
-        """The prepared program (generated source + pickled kernel namespace), or b"" if some
-        kernel cannot be pickled (then deserialize() recompiles)."""
-        ns = {k: v for k, v in self._entry.__globals__.items()
+        """The prepared program (generated source, line origins, pickled kernel namespace), or
+        b"" if some kernel cannot be pickled (then deserialize() recompiles)."""
+        entry = self.prepared.entry
+        ns = {k: v for k, v in entry.__globals__.items()
               if k != "__builtins__" and not (
-                  isinstance(v, types.FunctionType) and v.__globals__ is self._entry.__globals__)}
+                  isinstance(v, types.FunctionType) and v.__globals__ is entry.__globals__)}
         fields = {k: getattr(self, k) for k in self._PROGRAM_FIELDS}
+        fields["source"], fields["origins"] = self.prepared.source, self.prepared.origins
         try:
             return program_pickle.environment() + b"\0" + program_pickle.dumps((fields, ns))
         except Exception:
@@ -192,31 +197,47 @@ class Executable:
 
     def _restore(self, program):
         fields, ns = program
-        if (set(fields) != set(self._PROGRAM_FIELDS)  # saved by another pyrt build
+        if (set(fields) != set(self._PROGRAM_FIELDS) | {"source", "origins"}  # another build
                 or (fields["num_replicas"], fields["num_partitions"]) != (self.num_replicas,
                                                                         self.num_partitions)):
             self.recompiled = True
             return False
+        source, origins = fields.pop("source"), fields.pop("origins")
         for k, v in fields.items():
             setattr(self, k, v)
-        exec(compile(self.source, f"<pyrt program {self.name}>", "exec"), ns)
-        self._entry = ns["entry"]
+        filename = compiler.program_filename(self.name)
+        exec(compile(source, filename, "exec"), ns)
+        self.prepared = compiler.Prepared(source, ns["entry"], filename, origins, None, None,
+                                          self.run_inline, self.synchronous)
         return True
 
-    def run(self, views):
+    def run(self, views, context=None):
         """Runs the program on StorageViews of the inputs; returns flat uint8 arrays."""
-        if not getattr(_quiet, "set", False):
-            # Overflow, NaN and division results are defined by the spec: no NumPy warnings.
-            np.seterr(all="ignore")
-            _quiet.set = True
         try:
-            return self._entry(views)
-        except PyrtError:
-            raise
+            with np.errstate(all="ignore"):  # overflow, NaN, x / 0: the spec defines the results
+                return self.prepared.entry(views, context or RunContext())
         except Exception as e:
-            raise ExecutionError(f"pyrt: running {self.name} failed: {type(e).__name__}: {e}") from e
+            raise self._failure(e) from e
 
-    def execute(self, views, donated=()):
+    def _failure(self, error):
+        """The error to report for `error`, raised while running: it names the op that failed
+        and the user's line. pyrt's own errors keep their kind (they name what went wrong);
+        anything else is a pyrt bug, reported as INTERNAL with its traceback."""
+        origin, frame = None, error.__traceback__
+        while frame is not None:  # the innermost line of the generated program
+            if frame.tb_frame.f_code.co_filename == self.prepared.filename:
+                origin = self.prepared.origin(frame.tb_lineno) or origin
+            frame = frame.tb_next
+        op, where = origin if origin is not None else ("the program", "")
+        at = f" (at {where})" if where else ""
+        if isinstance(error, PyrtError):
+            return error if origin is None else type(error)(f"{op}{at}: {error}")
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return InternalError(f"pyrt: {op}{at} failed while running {self.name}: "
+                             f"{type(error).__name__}: {error}. This is a bug in pyrt; the "
+                             f"traceback:\n{trace}")
+
+    def execute(self, views, donated=(), context=None):
         """`run`, for the C++ layer, which makes each output a buffer. Returns one entry per
         output: the index of a donated input whose memory now holds the output (the buffer takes
         over that input's storage), or a flat uint8 array nothing else references (it becomes
@@ -228,7 +249,7 @@ class Executable:
         views are writable): each output aliased to one of them (input_output_aliases) is
         written into its memory, one copy into existing memory, none when the program computed
         it there already."""
-        outs = self.run(views)
+        outs = self.run(views, context)
         into = {}  # output -> the donated input whose memory receives it
         for i, o in self.input_output_aliases:
             if i in donated and memoryview(views[i]).nbytes == outs[o].nbytes:

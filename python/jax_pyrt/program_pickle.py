@@ -23,7 +23,8 @@ import types
 
 import numpy as np
 
-from . import __version__, compiler
+from . import __version__
+from .types import TensorType
 
 
 def environment():
@@ -111,8 +112,8 @@ class _Pickler(pickle.Pickler):
                 mod = sys.modules.get(module)
                 if mod is not None and getattr(mod, name, None) is obj:
                     return (getattr, (mod, name))
-        if isinstance(obj, compiler.TensorType):  # drop the MLIR type: only for compile time
-            return (compiler.TensorType, (obj.shape, obj.dtype, None, obj.quant))
+        if isinstance(obj, TensorType):  # drop the MLIR type: only for compile time
+            return (TensorType, (obj.shape, obj.dtype, None, obj.quant))
         if not isinstance(obj, types.FunctionType) or _importable(obj):
             return NotImplemented
         if not _by_value(obj):

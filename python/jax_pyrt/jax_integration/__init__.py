@@ -14,17 +14,6 @@ from . import callbacks, compilation_cache, dlpack, donation, linalg
 MODULES = (callbacks, compilation_cache, dlpack, donation, linalg)
 
 
-def have_backend(name):
-    """Whether JAX has a backend `name` (e.g. no "cpu" under JAX_PLATFORMS=pyrt)."""
-    from jax._src import xla_bridge as xb
-
-    try:
-        xb.get_backend(name)
-        return True
-    except RuntimeError:
-        return False
-
-
 def install(platform):
     """Installs every workaround for `platform`; a failing one warns and leaves the rest."""
     for module in MODULES:

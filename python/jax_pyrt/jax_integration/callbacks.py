@@ -12,13 +12,8 @@ mirror JAX's own rules (same wrapped callables, same effects and tokens) but emi
     stablehlo.custom_call @pyrt_python_callback(token?, operands...)
         {backend_config = "<session>:<index>", has_side_effect = ...}
 
-where <index> keys the wrapped Python callable in `_CALLBACKS`, a table of this process, and
-<session> is random per process, so a program carrying an index of another process (e.g. a
-deserialized executable) is refused at compile time instead of calling the wrong function.
-The `pyrt_python_callback` custom-call target (`python_callback` below) calls the callable on NumPy
-copies of the operands and checks its results against the declared shapes and dtypes.
-Table entries live as long as the process (lowerings of callbacks are not cached by JAX, so
-every jit lowering adds one entry; each holds only the user's callable).
+naming the wrapped callable in the runtime's table of this process (ops/host_callback.py, which
+also implements the target).
 
 Ordering: the runtime runs a program's ops in program order and a device's programs in
 submission order (the worker is in-order, and a program runs inline only when the worker is
@@ -27,27 +22,9 @@ time. Programs with callbacks finish inside the call, as on XLA:CPU (`synchronou
 executable.py), so a callback's exception raises at the user's call.
 """
 
-import itertools
-import secrets
-import threading
-
 import numpy as np
 
-from ..errors import ExecutionError
-
-TARGET = "pyrt_python_callback"
-_SESSION = secrets.token_hex(8)
-_CALLBACKS = {}  # index -> (wrapped callable, description)
-_counter = itertools.count()
-_lock = threading.Lock()
-
-
-def register(fn, description):
-    """Keeps `fn` for the process lifetime; returns the backend_config naming it."""
-    with _lock:
-        index = next(_counter)
-        _CALLBACKS[index] = (fn, description)
-    return f"{_SESSION}:{index}"
+from ..ops.host_callback import TARGET, register
 
 
 def _describe(callback):
@@ -61,67 +38,8 @@ def _describe(callback):
     return f"{module}.{name}" if module and module != "builtins" else name
 
 
-# ------------------------------------------------------------------- runtime side
-
-
-def python_callback(op_):
-    """The kernel of `custom_call @pyrt_python_callback` (registered in ops/custom_call.py, so
-    the op-coverage docs list it whether or not the plugin was initialised): calls a Python
-    callable of this process on NumPy copies of the operands; tokens are None."""
-    from ..compiler import TokenType
-
-    config = op_.attr("backend_config")
-    text = config.value if config is not None and hasattr(config, "value") else ""
-    session, _, index = text.partition(":")
-    if session != _SESSION or not index.isdigit() or int(index) not in _CALLBACKS:
-        raise op_.unsupported(
-            f"host callback {text!r}: it was lowered in another process (host callbacks "
-            f"refer to Python functions of the process that traced them)")
-    fn, description = _CALLBACKS[int(index)]
-    where = f" at {op_.location}" if op_.location else ""
-    # None for a token, else the declared shape.
-    in_shapes = [None if isinstance(t, TokenType) else tuple(t.shape) for t in op_.operand_types]
-    out_specs = [None if isinstance(t, TokenType) else (t.shape, t.dtype)
-                 for t in op_.result_types]
-    arrays = [s for s in out_specs if s is not None]
-    n_results = len(out_specs)
-
-    def kernel(*operands):
-        # Copies: operands may be views of device memory the callback must not keep.
-        args = [np.array(x) for x, shape in zip(operands, in_shapes) if shape is not None]
-        try:
-            values = fn(*args)
-        except Exception as e:
-            raise ExecutionError(f"pyrt: host callback {description}{where} raised "
-                                 f"{type(e).__name__}: {e}") from e
-        values = list(values) if values is not None else []
-        if len(values) != len(arrays):
-            raise ExecutionError(f"pyrt: host callback {description}{where} returned "
-                                 f"{len(values)} values, expected {len(arrays)}")
-        it = iter(values)
-        out = []
-        for spec in out_specs:
-            if spec is None:
-                out.append(None)
-                continue
-            shape, dtype = spec
-            v = np.asarray(next(it))
-            if v.shape != tuple(shape):
-                raise ExecutionError(f"pyrt: host callback {description}{where} returned "
-                                     f"shape {v.shape}, expected {tuple(shape)}")
-            out.append(np.asarray(v, dtype=dtype))  # (ascontiguousarray would make 0-d 1-d)
-        if n_results == 1:
-            return out[0]
-        return tuple(out) if n_results else None
-
-    return kernel
-
-
-# ------------------------------------------------------------------- lowering side
-
-
 def _have_cpu():
-    from . import have_backend
+    from .backends import have_backend
     return have_backend("cpu")
 
 

@@ -79,7 +79,7 @@ def _install_import(platform):
     import jax.dlpack
     from jax._src import dlpack as jax_dlpack
 
-    from . import have_backend
+    from .backends import have_backend
 
     original = jax_dlpack.from_dlpack
     if getattr(original, "_pyrt_platform", None) == platform:

@@ -1,13 +1,13 @@
 """Control flow (spec: while, if, case, call, return) and optimization_barrier."""
 
-from . import op
+from .base import op
 
 
 def _structural(op_):
     raise AssertionError(f"{op_.name} is handled by the compiler itself")
 
 
-@op("func.return", "stablehlo.return")
+@op("func.return", "stablehlo.return", cost="data")
 def return_(op_):
     """Region and function terminator; becomes a Python `return`.
 
@@ -15,7 +15,7 @@ def return_(op_):
     return _structural(op_)
 
 
-@op("func.call")
+@op("func.call", cost="data")
 def call(op_):
     """Calls a private func.func of the module; compiled once, called as a Python function.
 
@@ -23,7 +23,7 @@ def call(op_):
     return _structural(op_)
 
 
-@op("stablehlo.composite")
+@op("stablehlo.composite", cost="data")
 def composite(op_):
     """Spec: composite. Runs its decomposition function (a func.call to `decomposition`).
 
@@ -31,7 +31,7 @@ def composite(op_):
     return _structural(op_)
 
 
-@op("stablehlo.async_start")
+@op("stablehlo.async_start", cost="data")
 def async_start(op_):
     """Spec: async_start. Runs its region at once (pyrt runs a program's ops in order) and
     returns the results as the future's value.
@@ -40,7 +40,7 @@ def async_start(op_):
     return lambda regions, *operands: (regions[0](*operands),)
 
 
-@op("stablehlo.async_done")
+@op("stablehlo.async_done", cost="data")
 def async_done(op_):
     """Spec: async_done. The values of the future async_start returned.
 
@@ -50,7 +50,7 @@ def async_done(op_):
     return lambda future: future
 
 
-@op("stablehlo.while")
+@op("stablehlo.while", cost="data")
 def while_(op_):
     """Spec: while. A Python loop over the compiled cond and body regions (which may use values
     of the enclosing scope); zero iterations return the operands.
@@ -66,7 +66,7 @@ def while_(op_):
     return kernel
 
 
-@op("stablehlo.if")
+@op("stablehlo.if", cost="data")
 def if_(op_):
     """Spec: if. Runs the true or the false branch region.
 
@@ -78,7 +78,7 @@ def if_(op_):
     return kernel
 
 
-@op("stablehlo.case")
+@op("stablehlo.case", cost="data")
 def case(op_):
     """Spec: case. An out-of-range index (negative or too large) runs the last branch.
 
@@ -91,7 +91,7 @@ def case(op_):
     return kernel
 
 
-@op("stablehlo.optimization_barrier")
+@op("stablehlo.optimization_barrier", cost="data")
 def optimization_barrier(op_):
     """Spec: optimization_barrier. The identity (pyrt does not reorder ops).
 

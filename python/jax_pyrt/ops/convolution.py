@@ -20,7 +20,7 @@ from jaxlib.mlir.dialects import stablehlo
 
 from .. import dtypes
 from ..errors import ExecutionError, InvalidProgramError
-from . import op
+from .base import op
 from .linalg import _compute_dtype
 
 # Elements of im2col buffer per BLAS call: large enough that a call amortises its overhead,
@@ -252,7 +252,15 @@ def _static_padding(op_, d):
     return padding
 
 
-@op("stablehlo.convolution")
+def convolution_flops(operation, operands, results):
+    """2 * output elements * kernel elements per output feature, as XLA's HloCostAnalysis."""
+    kernel = operands[1]
+    dn = stablehlo.ConvDimensionNumbers(operation.attributes["dimension_numbers"])
+    out_features = max(1, kernel.shape[dn.kernel_output_feature_dimension])
+    return 2 * results[0].size * (kernel.size // out_features)
+
+
+@op("stablehlo.convolution", cost=convolution_flops)
 def convolution(op_):
     """Spec: convolution. Any dimension numbers and number of spatial dimensions, strides,
     padding (negative crops), lhs/rhs dilation, window reversal, feature and batch groups:

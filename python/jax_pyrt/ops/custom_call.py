@@ -1,8 +1,8 @@
 """Custom calls (spec: custom_call): dispatched through a registry of call targets.
 
 `stablehlo.custom_call @name(...)` runs the handler registered for its `call_target_name`. A
-target handler has exactly the contract of an op handler (see ops/__init__.py): it receives the
-compile-time `compiler.Op` (so `op_.attr("backend_config")`, `op_.value("api_version")`,
+target handler has exactly the contract of an op handler (see ops/base.py): it receives the
+compile-time `ops.base.Op` (so `op_.attr("backend_config")`, `op_.value("api_version")`,
 `op_.operand_types`, `op_.result_types`, ... are all available) and returns a kernel called as
 `kernel(*operands)`, returning the result, or a sequence of results when the call has several.
 A custom call whose target has no handler is a compile-time UnsupportedError (PJRT
@@ -23,8 +23,7 @@ The targets registered here are the ones JAX emits for single-device programs on
 platform: sharding annotations and memory placement, all the identity on one device.
 """
 
-from . import op
-from .distribution import device_grid
+from .base import op
 
 _TARGETS = {}
 
@@ -48,7 +47,7 @@ def targets():
     return dict(sorted(_TARGETS.items()))
 
 
-@op("stablehlo.custom_call")
+@op("stablehlo.custom_call", cost="data")
 def custom_call(op_):
     """Spec: custom_call. Dispatched on call_target_name to a registry of targets (see
     ops/custom_call.py); an unregistered target is a compile-time UNIMPLEMENTED error naming
@@ -78,7 +77,7 @@ def _identity(op_, what):
     """Kernel of a target that is the identity on one device: operands are returned as the
     results, which must have the same types. A program partitioned over several devices needs
     the SPMD partitioner, which pyrt does not have."""
-    replicas, partitions = device_grid(op_)
+    partitions = op_.context.num_partitions
     if partitions > 1:
         raise op_.unsupported(f"{what} in a program partitioned over {partitions} devices: pyrt "
                               f"runs SPMD-partitioned programs on one device only")
@@ -123,12 +122,3 @@ def dce_sink(op_):
     if op_.result_types:
         raise op_.unsupported("results (dce_sink has none)")
     return lambda *operands: ()
-
-
-@target("pyrt_python_callback")
-def pyrt_python_callback(op_):
-    """Host callbacks (jax.debug.print, jax.debug.callback, jax.pure_callback, io_callback) as
-    pyrt's lowering rules emit them: calls a Python callable of this process on NumPy arrays;
-    see jax_integration/callbacks.py."""
-    from ..jax_integration import callbacks
-    return callbacks.python_callback(op_)

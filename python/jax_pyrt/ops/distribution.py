@@ -17,28 +17,16 @@ from jaxlib.mlir import ir
 
 from .. import dtypes
 from ..errors import UnsupportedError
-from . import Constant, op
+from .base import Constant, InContext, op
 
 
 def _where(op_):
     return f" at {op_.location}" if op_.location else ""
 
 
-def device_grid(op_):
-    """(num_replicas, num_partitions) of the program: the larger of what the compile options
-    (via the compiler) and the module attributes JAX sets (mhlo.num_replicas/num_partitions)
-    say, so that a program meant for several devices is never taken for a one-device one."""
-    attrs = op_.compiler.module.operation.attributes
-    grid = []
-    for name in ("num_replicas", "num_partitions"):
-        from_module = ir.IntegerAttr(attrs[f"mhlo.{name}"]).value if f"mhlo.{name}" in attrs else 1
-        grid.append(max(int(getattr(op_.compiler, name, 1)), from_module))
-    return tuple(grid)
-
-
 def _single_device(op_):
     """Raises unless the program runs on one device."""
-    replicas, partitions = device_grid(op_)
+    replicas, partitions = op_.context.num_replicas, op_.context.num_partitions
     if replicas * partitions > 1:
         raise UnsupportedError(
             f"{op_.name}{_where(op_)}: multi-device collectives are not supported yet (the "
@@ -83,20 +71,18 @@ def _convert(values, types):
 
 # -- ids
 
-@op("stablehlo.replica_id")
+@op("stablehlo.replica_id", cost="data")
 def replica_id(op_):
-    """Spec: replica_id. 0 (ui32): pyrt runs one replica."""
-    value = np.array(0, dtype=op_.result.dtype)
-    value.setflags(write=False)
-    return Constant(value)
+    """Spec: replica_id. The replica id of the device running the program (ui32)."""
+    dtype = op_.result.dtype
+    return InContext(lambda ctx: np.array(ctx.replica, dtype))
 
 
-@op("stablehlo.partition_id")
+@op("stablehlo.partition_id", cost="data")
 def partition_id(op_):
-    """Spec: partition_id. 0 (ui32): pyrt runs one partition."""
-    value = np.array(0, dtype=op_.result.dtype)
-    value.setflags(write=False)
-    return Constant(value)
+    """Spec: partition_id. The partition id of the device running the program (ui32)."""
+    dtype = op_.result.dtype
+    return InContext(lambda ctx: np.array(ctx.partition, dtype))
 
 
 # -- collectives (process groups of one)
@@ -135,7 +121,7 @@ def reduce_scatter(op_):
     return lambda regions, *xs: _convert(xs, types)
 
 
-@op("stablehlo.all_gather")
+@op("stablehlo.all_gather", cost="data")
 def all_gather(op_):
     """Spec: all_gather. Single device only: gathering from a group of one is the operand. Any
     number of operands."""
@@ -147,7 +133,7 @@ def all_gather(op_):
     return lambda *xs: _convert(xs, types)
 
 
-@op("stablehlo.all_to_all")
+@op("stablehlo.all_to_all", cost="data")
 def all_to_all(op_):
     """Spec: all_to_all. Single device only: split_count must be 1, and the result is the
     operand. Any number of operands."""
@@ -162,7 +148,7 @@ def all_to_all(op_):
     return lambda *xs: tuple(xs)
 
 
-@op("stablehlo.collective_permute")
+@op("stablehlo.collective_permute", cost="data")
 def collective_permute(op_):
     """Spec: collective_permute. Single device only: source_target_pairs may only name process
     0; the result is the operand if a pair (0, 0) sends it to itself, else zeros (a process
@@ -197,13 +183,13 @@ def collective_broadcast(op_):
 
 # -- tokens and host transfers
 
-@op("stablehlo.after_all")
+@op("stablehlo.after_all", cost="data")
 def after_all(op_):
     """Spec: after_all. Tokens carry only ordering, which pyrt's in-order execution keeps: None."""
     return Constant(None)
 
 
-@op("stablehlo.create_token")
+@op("stablehlo.create_token", cost="data")
 def create_token(op_):
     """XLA: create_token (not in the spec; as after_all with no inputs). None."""
     return Constant(None)

@@ -2,7 +2,7 @@
 real_dynamic_slice, get_dimension_size, set_dimension_size).
 
 pyrt runs programs with static shapes only: a result type with a dynamic dimension (`?`, bounded
-or not) is a compile-time UnsupportedError (raised by compiler.to_type, naming the op and line).
+or not) is a compile-time UnsupportedError (raised by types.to_type, naming the op and line).
 With a static result type, these ops are their static counterparts plus a check that the shape
 operands agree with the static result shape: at compile time when the shape operands are
 constants (an InvalidProgramError otherwise), else at run time (an ExecutionError naming the op,
@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import attributes
 from ..errors import ExecutionError, InvalidProgramError
-from . import Constant, op, shape
+from . import shape
+from .base import Constant, op
 
 
 def constant_operand(op_, index):
@@ -195,7 +196,7 @@ def real_dynamic_slice(op_):
     return kernel
 
 
-@op("stablehlo.get_dimension_size")
+@op("stablehlo.get_dimension_size", cost="data")
 def get_dimension_size(op_):
     """Spec: get_dimension_size. The static size of the dimension (i32), a compile-time
     constant."""

@@ -25,7 +25,7 @@ import ml_dtypes
 import numpy as np
 
 from .. import dtypes
-from . import op
+from .base import op
 
 F16 = np.dtype(np.float16)
 F32 = np.dtype(np.float32)
@@ -306,7 +306,7 @@ def _complex_power(x, y):
     return _complex(re, np.select(cases, [zero] * 5, im), x.dtype)
 
 
-@op("stablehlo.power")
+@op("stablehlo.power", cost="transcendental")
 def power(op_):
     """Spec: power. Integers wrap around and match XLA:CPU exactly (the spec leaves these
     cases open): the exponent counts mod 64 (XLA squares six times) and an exponent with its
@@ -418,7 +418,7 @@ def _complex_atan2(y, x):
     return _complex(np.arctan2(q.imag, q.real), -np.log(np.abs(q)), q.dtype)
 
 
-@op("stablehlo.atan2")
+@op("stablehlo.atan2", cost="transcendental")
 def atan2(op_):
     """Spec: atan2. Floats: np.arctan2 (narrow floats in float32); complex: the spec's formula.
 
@@ -721,7 +721,7 @@ def round_nearest_afz(op_):
     return lambda x: np.asarray(_round_afz(np.asarray(x, compute))).astype(dt, copy=False)
 
 
-@op("stablehlo.sqrt")
+@op("stablehlo.sqrt", cost="transcendental")
 def sqrt(op_):
     """Spec: sqrt.
 
@@ -741,7 +741,7 @@ def _complex_rsqrt(z):
     return _complex_divide(np.ones((), s.dtype), s)
 
 
-@op("stablehlo.rsqrt")
+@op("stablehlo.rsqrt", cost="transcendental")
 def rsqrt(op_):
     """Spec: rsqrt. 1 / sqrt(x). Complex: 1 / sqrt(z) with XLA:CPU's complex division (0 for a
     value with an infinite part, inf for 0).
@@ -752,7 +752,7 @@ def rsqrt(op_):
     return _float_only(op_, _rsqrt, False)
 
 
-@op("stablehlo.cbrt")
+@op("stablehlo.cbrt", cost="transcendental")
 def cbrt(op_):
     """Spec: cbrt. Real cube root (negative for negative x); for complex z, the principal root
     exp(log(z) / 3), as the spec and the reference interpreter (XLA:CPU refuses complex cbrt).
@@ -772,7 +772,7 @@ def _complex_cbrt(z):
     return _complex(r * np.cos(t), r * np.sin(t), z.dtype)
 
 
-@op("stablehlo.exponential")
+@op("stablehlo.exponential", cost="transcendental")
 def exponential(op_):
     """Spec: exponential. Complex: e^x cos y + i e^x sin y, through e^(x/2) twice where e^x
     overflows, imaginary part +0 for y = 0: StableHLO's complex-math expansion, which XLA:CPU
@@ -826,7 +826,7 @@ def _complex_log1p(z):
     return _complex(re, np.arctan2(y, xp1), z.dtype)
 
 
-@op("stablehlo.exponential_minus_one")
+@op("stablehlo.exponential_minus_one", cost="transcendental")
 def exponential_minus_one(op_):
     """Spec: exponential_minus_one. Complex: expm1(x)cos(y) - 2sin^2(y/2) + i e^x sin(y).
 
@@ -837,7 +837,7 @@ def exponential_minus_one(op_):
     return _real_only(op_, np.expm1, False)
 
 
-@op("stablehlo.log")
+@op("stablehlo.log", cost="transcendental")
 def log(op_):
     """Spec: log.
 
@@ -845,7 +845,7 @@ def log(op_):
     return _float_only(op_, np.log, False)
 
 
-@op("stablehlo.log_plus_one")
+@op("stablehlo.log_plus_one", cost="transcendental")
 def log_plus_one(op_):
     """Spec: log_plus_one. Complex: log|1 + z| + i atan2(y, 1 + x), the real part as
     0.5 log1p(2x + x^2 + y^2) where |1 + z| is near 1 and as a scaled log hypot elsewhere (no
@@ -872,7 +872,7 @@ def _complex_logistic(z):
     return _complex_divide(np.ones((), d.dtype), d)
 
 
-@op("stablehlo.logistic")
+@op("stablehlo.logistic", cost="transcendental")
 def logistic(op_):
     """Spec: logistic. 1 / (1 + exp(-x)); narrow floats in float32. Complex: the division as
     XLA:CPU's (0 for a large negative real part, where exp(-z) overflows).
@@ -883,7 +883,7 @@ def logistic(op_):
     return _float_only(op_, _logistic, False)
 
 
-@op("stablehlo.sine")
+@op("stablehlo.sine", cost="transcendental")
 def sine(op_):
     """Spec: sine. Complex: sin x cosh y + i cos x sinh y, as XLA:CPU (so sin(+-inf i) has a
     NaN real part where C's csin gives 0).
@@ -894,7 +894,7 @@ def sine(op_):
     return _float_only(op_, np.sin, False)
 
 
-@op("stablehlo.cosine")
+@op("stablehlo.cosine", cost="transcendental")
 def cosine(op_):
     """Spec: cosine. Complex: cos x cosh y - i sin x sinh y, as XLA:CPU.
 
@@ -910,7 +910,7 @@ def _complex_trig(z, f, g, sign):
     return _complex(f(x) * np.cosh(y), sign * g(x) * np.sinh(y), z.dtype)
 
 
-@op("stablehlo.tan")
+@op("stablehlo.tan", cost="transcendental")
 def tan(op_):
     """Spec: tan. Complex: C's ctan, except NaN + NaN i (as XLA:CPU) where the imaginary part is
     0 and the real part not finite.
@@ -921,7 +921,7 @@ def tan(op_):
     return _float_only(op_, np.tan, False)
 
 
-@op("stablehlo.tanh")
+@op("stablehlo.tanh", cost="transcendental")
 def tanh(op_):
     """Spec: tanh. Complex: C's ctanh, except NaN + NaN i (as XLA:CPU) where the real part is
     0 and the imaginary part not finite.
@@ -1154,7 +1154,7 @@ def _bit_width(dt):
     return dt.itemsize * 8
 
 
-@op("stablehlo.bitcast_convert")
+@op("stablehlo.bitcast_convert", cost="data")
 def bitcast_convert(op_):
     """Spec: bitcast_convert. A NumPy view (little-endian, as XLA:CPU); width-changing forms add
     or drop a minor dimension (e.g. f32[n] <-> i8[n, 4]).

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.fft
 
 from .. import dtypes
-from . import op
+from .base import op
 
 # Transforms over at least this many elements with more than one transform in the batch are
 # split across threads.

@@ -27,7 +27,7 @@ from jaxlib.mlir.dialects import stablehlo
 
 from .. import dtypes
 from ..errors import ExecutionError
-from . import TERMINATORS, op
+from .base import TERMINATORS, op
 from .reduction import FAST_BODIES, simple_body
 
 _INTP = np.dtype(np.intp)
@@ -229,7 +229,7 @@ def _gather_dims(op_):
                 index_vector_dim=int(dn.index_vector_dim))
 
 
-@op("stablehlo.gather")
+@op("stablehlo.gather", cost="data")
 def gather(op_):
     """Spec: gather. All dimension numbers (offset, collapsed, operand/start-indices batching,
     start_index_map, index_vector_dim); start indices are clamped so the slice stays in bounds;
@@ -377,7 +377,7 @@ def _apply_body(body, outs, flat, upds, out_dtypes, unique, size):
             o[targets] = np.asarray(r, dtype=dt)
 
 
-@op("stablehlo.scatter")
+@op("stablehlo.scatter", cost="data")
 def scatter(op_):
     """Spec: scatter. Any number of inputs, any element types, any integer index type, all
     dimension numbers (update window, inserted, input/indices batching,

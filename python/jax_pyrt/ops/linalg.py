@@ -6,7 +6,7 @@ import scipy.linalg.lapack
 from jaxlib.mlir.dialects import stablehlo
 
 from .. import dtypes
-from . import op
+from .base import op
 
 
 def _compute_dtype(lhs_dtype, rhs_dtype, out_dtype, k):
@@ -72,7 +72,14 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
     return kernel
 
 
-@op("stablehlo.dot_general")
+def dot_flops(operation, operands, results):
+    """2 * M * N * K (times batch), as XLA's HloCostAnalysis."""
+    dims = stablehlo.DotDimensionNumbers(operation.attributes["dot_dimension_numbers"])
+    k = int(np.prod([operands[0].shape[d] for d in dims.lhs_contracting_dimensions]))
+    return 2 * results[0].size * k
+
+
+@op("stablehlo.dot_general", cost=dot_flops)
 def dot_general(op_):
     """Spec: dot_general. One batched np.matmul over (batch, free, contracting) layouts; narrow
     floats accumulate in float32 and round once; integers wrap (small ones go through exact

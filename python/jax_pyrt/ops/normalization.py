@@ -7,7 +7,7 @@ compute in float32 and round each result once; f32 and f64 compute in their own 
 import numpy as np
 
 from .. import dtypes
-from . import op
+from .base import op
 
 
 def _setup(op_):

@@ -1,8 +1,8 @@
 """Quantization (spec: uniform_quantize, uniform_dequantize).
 
 A quantized tensor (`tensor<...x!quant.uniform<...>>`) is its *storage integers* at run time:
-compiler.to_type maps the quantized element type to its storage dtype and keeps the
-quantization parameters (a `Quantization`) in `TensorType.quant`. Ops that only move elements
+types.to_type maps the quantized element type to its storage dtype and keeps the
+quantization parameters (a `types.Quantization`) in `TensorType.quant`. Ops that only move elements
 (reshape, transpose, slice, bitcast_convert to the storage type, ...) therefore work on quantized
 tensors unchanged. Both per-tensor (`!quant.uniform<i8:f32, 0.5:-3>`) and per-axis
 (`!quant.uniform<i8:f32:1, {0.5:1, 0.25:2}>`) types are supported, with an optional narrowed
@@ -21,127 +21,16 @@ stablehlo-legalize-quant-to-math, in float32 (float64 for an f64 expressed type)
 Float -> integer conversions saturate and map NaN to 0, as XLA:CPU's convert does.
 """
 
-import re
-
-import ml_dtypes
 import numpy as np
 
 from .. import dtypes
 from ..errors import UnsupportedError
-from . import op
-
-# Quant dialect storage type name -> NumPy dtype.
-_STORAGE = {
-    "i2": np.dtype(ml_dtypes.int2), "u2": np.dtype(ml_dtypes.uint2),
-    "i4": np.dtype(ml_dtypes.int4), "u4": np.dtype(ml_dtypes.uint4),
-    "i8": np.dtype(np.int8), "u8": np.dtype(np.uint8),
-    "i16": np.dtype(np.int16), "u16": np.dtype(np.uint16),
-    "i32": np.dtype(np.int32), "u32": np.dtype(np.uint32),
-}
-
-_FLOAT = r"[-+]?(?:0x[0-9A-Fa-f]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|nan)"
-_UNIFORM = re.compile(
-    r"^!quant\.uniform<(?P<storage>[iu]\d+)(?:<(?P<min>[-+]?\d+):(?P<max>[-+]?\d+)>)?"
-    r":(?P<expressed>[A-Za-z0-9]+)(?::(?P<axis>\d+))?,\s*(?P<params>.*)>$", re.S)
-_PARAM = re.compile(rf"^\s*(?P<scale>{_FLOAT})\s*(?::\s*(?P<zp>[-+]?\d+))?\s*$")
-
-
-def _scale(token):
-    if token.lstrip("+-").startswith("0x"):  # a double printed as its bit pattern
-        return float(np.array(int(token, 16), np.uint64).view(np.float64))
-    return float(token)
-
-
-class Quantization:
-    """The parameters of a uniform quantized element type.
-
-    storage: NumPy dtype of the storage integers; storage_min/max: their allowed range;
-    expressed: NumPy dtype of the real values; axis: the quantized dimension (None per-tensor);
-    scales (float) / zero_points (int): tuples, one entry per-tensor or one per slice of `axis`.
-    """
-
-    __slots__ = ("text", "storage", "storage_min", "storage_max", "expressed", "axis", "scales",
-                 "zero_points")
-
-    def __init__(self, text, storage, storage_min, storage_max, expressed, axis, scales,
-                 zero_points):
-        self.text = text
-        self.storage = storage
-        self.storage_min = storage_min
-        self.storage_max = storage_max
-        self.expressed = expressed
-        self.axis = axis
-        self.scales = tuple(scales)
-        self.zero_points = tuple(zero_points)
-
-    def __repr__(self):
-        return self.text
-
-    def __eq__(self, other):
-        return isinstance(other, Quantization) and self.key() == other.key()
-
-    def __hash__(self):
-        return hash(self.key())
-
-    def key(self):
-        return (self.storage, self.storage_min, self.storage_max, self.expressed, self.axis,
-                self.scales, self.zero_points)
-
-    @property
-    def compute(self):
-        """Where the arithmetic happens: float64 for an f64 expressed type, else float32."""
-        return np.dtype(np.float64 if self.expressed == np.float64 else np.float32)
-
-    def broadcastable(self, values, rank, dtype):
-        """`values` (scales or zero points) as an array that broadcasts against a tensor of
-        `rank`: a scalar per-tensor, or laid along `axis` per-axis."""
-        if self.axis is None:
-            return np.asarray(values[0], dtype)
-        shape = [1] * rank
-        shape[self.axis] = len(values)
-        return np.asarray(values, dtype).reshape(shape)
-
-
-def quantized_type(text, shape):
-    """Parses a quantized element type as MLIR prints it (called by compiler.to_type)."""
-    match = _UNIFORM.match(text.strip())
-    if match is None:
-        raise UnsupportedError(f"pyrt does not support the quantized element type {text} (it "
-                               f"supports !quant.uniform per-tensor and per-axis types)")
-    storage = _STORAGE.get(match["storage"])
-    if storage is None:
-        raise UnsupportedError(f"pyrt does not support the quantized storage type "
-                               f"{match['storage']} ({text})")
-    expressed = dtypes.DTYPE_BY_MLIR.get(match["expressed"])
-    if expressed is None or not dtypes.is_float(expressed):
-        raise UnsupportedError(f"pyrt does not support the quantized expressed type "
-                               f"{match['expressed']} ({text})")
-    lo, hi = _storage_bounds(storage)
-    if match["min"] is not None:
-        lo, hi = int(match["min"]), int(match["max"])
-    params = match["params"].strip()
-    axis = None if match["axis"] is None else int(match["axis"])
-    if axis is None:
-        entries = [params]
-    else:
-        if not (params.startswith("{") and params.endswith("}")):
-            raise UnsupportedError(f"pyrt could not read the quantized type {text}")
-        entries = params[1:-1].split(",")
-        if axis >= len(shape) or len(entries) != shape[axis]:
-            raise UnsupportedError(f"pyrt: quantized type {text} does not fit shape {shape}")
-    scales, zero_points = [], []
-    for entry in entries:
-        m = _PARAM.match(entry)
-        if m is None:
-            raise UnsupportedError(f"pyrt could not read the quantized type {text}")
-        scales.append(_scale(m["scale"]))
-        zero_points.append(int(m["zp"]) if m["zp"] is not None else 0)
-    return Quantization(text, storage, lo, hi, expressed, axis, scales, zero_points)
-
+from ..types import storage_bounds
+from .base import op
 
 # Ops whose meaning on quantized tensors is the same op on the storage integers, because they
 # only move elements (each result element is some operand element, with the same quantization).
-# compiler.Op rejects any other op with a quantized operand or result (via check_op), since it
+# The compiler rejects any other op with a quantized operand or result (check_op), since it
 # would silently compute on the storage integers; region bodies are checked op by op.
 ELEMENT_MOVING = frozenset("stablehlo." + name for name in (
     "constant broadcast_in_dim reshape transpose slice dynamic_slice dynamic_update_slice "
@@ -154,7 +43,7 @@ _CONVERSIONS = frozenset({"stablehlo.uniform_quantize", "stablehlo.uniform_dequa
 
 
 def check_op(op_):
-    """Raises UnsupportedError unless pyrt can run `op_` (a compiler.Op with a quantized operand
+    """Raises UnsupportedError unless pyrt can run `op_` (an Op with a quantized operand
     or result type) correctly: quantize, dequantize, bitcast_convert, or an op that only moves
     elements between tensors of one quantization (the axis of per-axis types may move)."""
     if op_.name in _CONVERSIONS:
@@ -175,14 +64,9 @@ def _without_axis(quant):
             quant.scales, quant.zero_points)
 
 
-def _storage_bounds(dtype):
-    info = np.iinfo(dtype) if dtype.kind in "iu" else ml_dtypes.iinfo(dtype)
-    return int(info.min), int(info.max)
-
-
 def _to_storage(y, quant):
     """Rounded float values -> storage integers: saturating, NaN -> 0 (as XLA's convert)."""
-    lo, hi = _storage_bounds(quant.storage)
+    lo, hi = storage_bounds(quant.storage)
     y = np.clip(np.nan_to_num(y, nan=0.0, posinf=hi, neginf=lo), lo, hi)
     # A float bound may round outwards (2**31 - 1 -> 2.0**31 in float32): clip again as int64.
     return y.astype(np.int64).clip(lo, hi).astype(quant.storage)

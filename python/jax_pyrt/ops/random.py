@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 from .. import dtypes
-from . import op
+from .base import op
 
 _U32 = np.dtype(np.uint32)
 _U64 = np.dtype(np.uint64)
@@ -207,7 +207,7 @@ _SUB_BYTE = _sub_byte_types()
 _ALGORITHMS = ("DEFAULT", "THREE_FRY", "PHILOX")
 
 
-@op("stablehlo.rng_bit_generator")
+@op("stablehlo.rng_bit_generator", cost="data")
 def rng_bit_generator(op_):
     """Spec: rng_bit_generator. Bit-exact with XLA:CPU for THREE_FRY (Threefry-2x32, 2-element
     state) and PHILOX (Philox-4x32-10, 2- or 3-element state); DEFAULT is PHILOX as on XLA:CPU.

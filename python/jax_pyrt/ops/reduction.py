@@ -22,7 +22,7 @@ from jaxlib.mlir import ir
 
 from .. import dtypes
 from ..attributes import enum_name
-from . import TERMINATORS, op
+from .base import TERMINATORS, op
 
 # body op -> (ufunc for numbers, ufunc for bool)
 FAST_BODIES = {
@@ -293,7 +293,12 @@ def _tree_kernel(n, dims, operand_shape, out_types):
     return kernel
 
 
-@op("stablehlo.reduce")
+def reduction_flops(operation, operands, results):
+    """One flop per reduced input element (reduce, reduce_window, select_and_scatter)."""
+    return sum(t.size for t in operands[: len(operands) // 2] if t is not None)
+
+
+@op("stablehlo.reduce", cost=reduction_flops)
 def reduce(op_):
     """Spec: reduce. Any number of operands and any body. Bodies that are one add, multiply,
     maximum, minimum, and, or or xor become a NumPy ufunc reduction (max/min propagate NaN and

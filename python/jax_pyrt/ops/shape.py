@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from . import Constant, op
+from .base import Constant, op
 
 
-@op("stablehlo.constant")
+@op("stablehlo.constant", cost="data")
 def constant(op_):
     """Spec: constant. Read once at compile time; bound into the program, no call at run time.
 
@@ -16,7 +16,7 @@ def constant(op_):
     return Constant(value)
 
 
-@op("stablehlo.iota")
+@op("stablehlo.iota", cost="data")
 def iota(op_):
     """Spec: iota. Computed once at compile time.
 
@@ -35,7 +35,7 @@ def _identity(x):
     return x
 
 
-@op("stablehlo.broadcast_in_dim")
+@op("stablehlo.broadcast_in_dim", cost="data")
 def broadcast_in_dim(op_):
     """Spec: broadcast_in_dim. A read-only broadcast view (no copy).
 
@@ -60,7 +60,7 @@ def broadcast_in_dim(op_):
     return kernel
 
 
-@op("stablehlo.reshape")
+@op("stablehlo.reshape", cost="data")
 def reshape(op_):
     """Spec: reshape (row-major).
 
@@ -71,7 +71,7 @@ def reshape(op_):
     return lambda x: np.reshape(x, shape)
 
 
-@op("stablehlo.transpose")
+@op("stablehlo.transpose", cost="data")
 def transpose(op_):
     """Spec: transpose. A view; copies happen only where a kernel needs contiguity.
 
@@ -82,7 +82,7 @@ def transpose(op_):
     return lambda x: np.transpose(x, perm)
 
 
-@op("stablehlo.slice")
+@op("stablehlo.slice", cost="data")
 def slice_(op_):
     """Spec: slice. A strided view (no copy).
 
@@ -102,7 +102,7 @@ def _clamped_starts(operand_shape, sizes):
     return starts
 
 
-@op("stablehlo.dynamic_slice")
+@op("stablehlo.dynamic_slice", cost="data")
 def dynamic_slice(op_):
     """Spec: dynamic_slice. Start indices are clamped so the slice fits; a view (no copy).
 
@@ -116,7 +116,7 @@ def dynamic_slice(op_):
     return kernel
 
 
-@op("stablehlo.dynamic_update_slice")
+@op("stablehlo.dynamic_update_slice", cost="data")
 def dynamic_update_slice(op_):
     """Spec: dynamic_update_slice. Start indices are clamped so the update fits; writes into a new
     copy of the operand, never into the operand itself.
@@ -134,7 +134,7 @@ def dynamic_update_slice(op_):
     return kernel
 
 
-@op("stablehlo.concatenate")
+@op("stablehlo.concatenate", cost="data")
 def concatenate(op_):
     """Spec: concatenate.
 
@@ -144,7 +144,7 @@ def concatenate(op_):
     return lambda *xs: np.concatenate(xs, axis=dim, dtype=dtype)
 
 
-@op("stablehlo.pad")
+@op("stablehlo.pad", cost="data")
 def pad(op_):
     """Spec: pad. Negative low/high padding crops; interior padding spreads the operand out. The
     result is filled with the padding value and the kept operand elements are written in with
@@ -182,7 +182,7 @@ def apply_pad(x, value, plan, out):
     return result
 
 
-@op("stablehlo.reverse")
+@op("stablehlo.reverse", cost="data")
 def reverse(op_):
     """Spec: reverse. A view (no copy).
 
@@ -191,7 +191,7 @@ def reverse(op_):
     return lambda x: np.flip(x, axis=dims) if dims else x
 
 
-@op("stablehlo.tuple")
+@op("stablehlo.tuple", cost="data")
 def tuple_(op_):
     """Spec: tuple. A Python tuple of the operands.
 
@@ -199,7 +199,7 @@ def tuple_(op_):
     return lambda *xs: xs
 
 
-@op("stablehlo.get_tuple_element")
+@op("stablehlo.get_tuple_element", cost="data")
 def get_tuple_element(op_):
     """Spec: get_tuple_element.
 

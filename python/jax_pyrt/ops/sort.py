@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import dtypes
 from ..attributes import dense_elements, enum_name
-from . import TERMINATORS, op
+from .base import TERMINATORS, op
 from .reduction import iota_dimension
 
 _UINT = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
@@ -516,7 +516,7 @@ def _merge_kernel(compare, dim, shape):
     return kernel
 
 
-@op("stablehlo.sort")
+@op("stablehlo.sort", cost="data")
 def sort(op_):
     """Spec: sort. Any number of operands, any dimension, any comparator; stable whatever
     `is_stable` says. Comparators that order by keys (lexicographic chains of LT/GT on operands

@@ -38,8 +38,8 @@ import numpy as np
 from jaxlib.mlir import ir
 
 from .. import dtypes
-from . import TERMINATORS, lookup, op
-from .reduction import FAST_BODIES, _compute_dtype, simple_body
+from .base import TERMINATORS, Op, lookup, op
+from .reduction import FAST_BODIES, _compute_dtype, reduction_flops, simple_body
 
 # --------------------------------------------------------------------------------------------
 # Region bodies run on whole arrays
@@ -68,7 +68,6 @@ def vectorised_region(op_, index, what):
 
 
 def _vectorised_block(op_, block, refuse, depth):
-    from ..compiler import Op
     slots = {arg: i for i, arg in enumerate(block.arguments)}
     constants = {}
     steps = []  # (kernel, operand slots, result slots)
@@ -84,7 +83,7 @@ def _vectorised_block(op_, block, refuse, depth):
         return bind_constant(value, operation)
 
     def bind_constant(value, operation):
-        result = lookup("stablehlo.constant")(Op(operation, op_.compiler))
+        result = lookup("stablehlo.constant")(Op(operation, op_.context))
         slots[value] = len(slots)
         constants[slots[value]] = result.value
         return slots[value]
@@ -105,9 +104,9 @@ def _vectorised_block(op_, block, refuse, depth):
             raise refuse(name)
         if name == "func.call" and depth < 16:
             callee = ir.FlatSymbolRefAttr(operation.attributes["callee"]).value
-            if callee not in op_.compiler.functions:
+            if callee not in op_.context.functions:
                 raise refuse(f"func.call of @{callee}, which the program does not define")
-            body = op_.compiler.functions[callee].regions[0].blocks[0]
+            body = op_.context.functions[callee].regions[0].blocks[0]
             run = _vectorised_block(op_, body, refuse, depth + 1)
             steps.append((run, [slot(v) for v in operation.operands],
                           new_slots(operation.results)))
@@ -125,7 +124,7 @@ def _vectorised_block(op_, block, refuse, depth):
         handler = lookup(name)
         if handler is None or not handler.__module__.endswith(".elementwise"):
             raise refuse(name)
-        kernel = handler(Op(operation, op_.compiler))
+        kernel = handler(Op(operation, op_.context))
         single = lambda *xs, kernel=kernel: (kernel(*xs),)
         steps.append((single, [slot(v) for v in operation.operands], new_slots([result])))
     if returned is None:
@@ -523,7 +522,7 @@ def _ordered_kernel(body, count, out_dtypes, padder, window, strides, dilation, 
     return kernel
 
 
-@op("stablehlo.reduce_window")
+@op("stablehlo.reduce_window", cost=reduction_flops)
 def reduce_window(op_):
     """Spec: reduce_window. Any number of operands, window dimensions, strides, base and window
     dilations, padding (negative padding crops) and any body; all dtypes. Padding holds the init
@@ -568,7 +567,7 @@ def reduce_window(op_):
 # select_and_scatter
 
 
-@op("stablehlo.select_and_scatter")
+@op("stablehlo.select_and_scatter", cost=reduction_flops)
 def select_and_scatter(op_):
     """Spec: select_and_scatter. Any select and scatter bodies, window dimensions, strides and
     padding; all dtypes. Each window selects, in row-major window order, the first element the
