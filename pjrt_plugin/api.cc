@@ -10,6 +10,7 @@
 
 #include "pjrt_plugin/element_type.h"
 #include "pjrt_plugin/event.h"
+#include "pjrt_plugin/layout.h"
 #include "pjrt_plugin/pjrt_abi.h"
 #include "pjrt_plugin/python_bridge.h"
 #include "pjrt_plugin/runtime.h"
@@ -284,20 +285,6 @@ Status TargetMemory(PJRT_Client* client, PJRT_Device* device, PJRT_Memory* memor
   }
   if ((*out)->client != client) return InvalidArgument("pyrt: the memory belongs to another client");
   return Status::Ok();
-}
-
-// pyrt keeps arrays dense and row-major; only that device layout is accepted.
-Status CheckDeviceLayout(const PJRT_Buffer_MemoryLayout* layout, size_t rank) {
-  if (layout == nullptr) return Status::Ok();
-  if (layout->type == PJRT_Buffer_MemoryLayout_Type_Tiled && layout->tiled.num_tiles == 0 &&
-      layout->tiled.minor_to_major_size == rank) {
-    bool descending = true;
-    for (size_t i = 0; i < rank; ++i) {
-      descending &= layout->tiled.minor_to_major[i] == static_cast<int64_t>(rank - 1 - i);
-    }
-    if (descending) return Status::Ok();
-  }
-  return Unimplemented("pyrt stores arrays dense and row-major; other device layouts are not supported");
 }
 
 Status CheckShape(PJRT_Buffer_Type type, const int64_t* dims, size_t num_dims,
@@ -1072,39 +1059,6 @@ PJRT_Error* Buffer_CopyToMemory(PJRT_Buffer_CopyToMemory_Args* args) {
   return nullptr;
 }
 
-// Byte strides of a host layout; NULL means dense row-major.
-Status HostStrides(const PJRT_Buffer_MemoryLayout* layout, const PJRT_Buffer* buffer,
-                   std::vector<int64_t>* strides) {
-  size_t elem = ElementSize(buffer->type);
-  size_t rank = buffer->dims.size();
-  *strides = DenseStrides(buffer->dims, elem);
-  if (layout == nullptr) return Status::Ok();
-  if (layout->type == PJRT_Buffer_MemoryLayout_Type_Strides) {
-    if (layout->strides.num_byte_strides != rank || (rank && layout->strides.byte_strides == nullptr)) {
-      return InvalidArgument("pyrt: host layout strides must have one entry per dimension");
-    }
-    strides->assign(layout->strides.byte_strides, layout->strides.byte_strides + rank);
-    return Status::Ok();
-  }
-  const PJRT_Buffer_MemoryLayout_Tiled& tiled = layout->tiled;
-  if (tiled.num_tiles != 0) return Unimplemented("pyrt: tiled host layouts are not supported");
-  if (tiled.minor_to_major_size != rank || (rank && tiled.minor_to_major == nullptr)) {
-    return InvalidArgument("pyrt: host layout minor_to_major must name every dimension");
-  }
-  int64_t stride = static_cast<int64_t>(elem);
-  std::vector<bool> seen(rank, false);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t dim = tiled.minor_to_major[i];
-    if (dim < 0 || static_cast<size_t>(dim) >= rank || seen[dim]) {
-      return InvalidArgument("pyrt: host layout minor_to_major is not a permutation");
-    }
-    seen[dim] = true;
-    (*strides)[dim] = stride;
-    stride *= buffer->dims[dim];
-  }
-  return Status::Ok();
-}
-
 PJRT_Error* Buffer_ToHostBuffer(PJRT_Buffer_ToHostBuffer_Args* args) {
   PYRT_ARGS(args, event);
   PYRT_NOT_NULL(args->src);
@@ -1112,7 +1066,8 @@ PJRT_Error* Buffer_ToHostBuffer(PJRT_Buffer_ToHostBuffer_Args* args) {
   std::shared_ptr<DeviceArray> array = buffer->array();
   if (array == nullptr) return ToPjrtError(DeletedBuffer(__func__));
   std::vector<int64_t> strides;
-  PYRT_RETURN_IF_ERROR(HostStrides(args->host_layout, buffer, &strides));
+  PYRT_RETURN_IF_ERROR(
+      HostStrides(args->host_layout, buffer->dims, ElementSize(buffer->type), &strides));
   if (args->dst == nullptr) {
     args->dst_size = buffer->nbytes;
     args->event = NewEvent(Completion::Ready());

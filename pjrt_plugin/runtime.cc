@@ -184,62 +184,13 @@ void NamedValues::AddFloat(std::string name, float value) {
   Add(std::move(name), PJRT_NamedValue_kFloat).float_value = value;
 }
 
-// ---------------------------------------------------------------- arrays and copies
+// ---------------------------------------------------------------- arrays
 
 std::shared_ptr<DeviceArray> DeviceArray::Of(std::shared_ptr<Storage> storage) {
   auto a = std::make_shared<DeviceArray>();
   a->storage = std::move(storage);
   a->ready->Set(Status::Ok());
   return a;
-}
-
-std::vector<int64_t> DenseStrides(const std::vector<int64_t>& dims, size_t elem) {
-  std::vector<int64_t> strides(dims.size());
-  int64_t stride = static_cast<int64_t>(elem);
-  for (size_t i = dims.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= dims[i];
-  }
-  return strides;
-}
-
-namespace {
-void CopyDim(const char* src, const int64_t* ss, char* dst, const int64_t* ds, const int64_t* dims,
-             size_t rank, size_t elem) {
-  if (rank == 1) {
-    if (ss[0] == static_cast<int64_t>(elem) && ds[0] == static_cast<int64_t>(elem)) {
-      std::memcpy(dst, src, dims[0] * elem);
-      return;
-    }
-    for (int64_t i = 0; i < dims[0]; ++i) std::memcpy(dst + i * ds[0], src + i * ss[0], elem);
-    return;
-  }
-  for (int64_t i = 0; i < dims[0]; ++i) {
-    CopyDim(src + i * ss[0], ss + 1, dst + i * ds[0], ds + 1, dims + 1, rank - 1, elem);
-  }
-}
-}  // namespace
-
-void StridedCopy(const char* src, const int64_t* src_strides, char* dst, const int64_t* dst_strides,
-                 const std::vector<int64_t>& dims, size_t elem) {
-  size_t count = 0;
-  if (!ElementCount(dims, &count) || count == 0) return;
-  if (dims.empty()) {
-    std::memcpy(dst, src, elem);
-    return;
-  }
-  std::vector<int64_t> dense = DenseStrides(dims, elem);
-  bool src_dense = true, dst_dense = true;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i] == 1) continue;  // the stride of a size-1 dimension never matters
-    src_dense &= src_strides[i] == dense[i];
-    dst_dense &= dst_strides[i] == dense[i];
-  }
-  if (src_dense && dst_dense) {
-    std::memcpy(dst, src, count * elem);
-    return;
-  }
-  CopyDim(src, src_strides, dst, dst_strides, dims.data(), dims.size(), elem);
 }
 
 // ---------------------------------------------------------------- executables
@@ -263,12 +214,6 @@ ExecutableInfo::ExecutableInfo(std::shared_ptr<Program> p) : program(std::move(p
   for (const ArraySpec& out : program->outputs) output_layouts.push_back({RowMajorLayout(out.dims.size())});
   for (auto& l : input_layouts) input_layout_ptrs.push_back(&l);
   for (auto& l : output_layouts) output_layout_ptrs.push_back(&l);
-}
-
-std::string RowMajorLayout(size_t rank) {
-  std::string text = "{";
-  for (size_t i = rank; i-- > 0;) text += std::to_string(i) + (i ? "," : "");
-  return text + "}";
 }
 
 Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,

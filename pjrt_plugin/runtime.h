@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "pjrt_plugin/event.h"
+#include "pjrt_plugin/layout.h"
 #include "pjrt_plugin/pjrt_abi.h"
 #include "pjrt_plugin/python_bridge.h"
 #include "pjrt_plugin/status.h"
@@ -109,19 +110,6 @@ struct DeviceArray {
   static std::shared_ptr<DeviceArray> Of(std::shared_ptr<Storage> storage);
 };
 
-// XLA's text form of the row-major layout of a rank-`rank` array ("{2,1,0}"), the only layout
-// pyrt's arrays have.
-std::string RowMajorLayout(size_t rank);
-
-}  // namespace pyrt
-
-// A layout handed out by the Layouts extension.
-struct PJRT_Layouts_MemoryLayout {
-  std::string text;  // XLA's text form, e.g. "{1,0}"
-};
-
-namespace pyrt {
-
 // Executable metadata in the shapes the C API returns, derived once from the Program.
 struct ExecutableInfo {
   explicit ExecutableInfo(std::shared_ptr<Program> program);
@@ -137,12 +125,6 @@ struct ExecutableInfo {
   std::vector<PJRT_Layouts_MemoryLayout> input_layouts, output_layouts;
   std::vector<PJRT_Layouts_MemoryLayout*> input_layout_ptrs, output_layout_ptrs;
 };
-
-// Copies an array of `dims` with element size `elem` between two strided layouts.
-void StridedCopy(const char* src, const int64_t* src_strides, char* dst, const int64_t* dst_strides,
-                 const std::vector<int64_t>& dims, size_t elem);
-// Row-major byte strides of `dims`.
-std::vector<int64_t> DenseStrides(const std::vector<int64_t>& dims, size_t elem);
 
 }  // namespace pyrt
 
