@@ -21,7 +21,7 @@ from jaxlib.mlir.dialects import stablehlo
 from .. import dtypes
 from ..errors import ExecutionError, InvalidProgramError
 from .base import op
-from .linalg import _compute_dtype
+from .precision import matmul_dtype
 
 # Elements of im2col buffer per BLAS call: large enough that a call amortises its overhead,
 # small enough to stay in the L2 cache. But at least MIN_ROWS rows per call: every call reads
@@ -84,7 +84,7 @@ class _Conv:
         self.window_size = int(np.prod(self.window, dtype=np.int64))
         self.cols = self.window_size * cg  # contraction length
         self.rows = int(np.prod((self.nb,) + self.out_spatial, dtype=np.int64))
-        self.compute = _compute_dtype(lhs_t.dtype, rhs_t.dtype, out_t.dtype, self.cols)
+        self.compute = matmul_dtype(lhs_t.dtype, rhs_t.dtype, out_t.dtype, self.cols)
         self.operand_round, self.result_round = _xla_rounding(lhs_t.dtype, rhs_t.dtype, out_t.dtype)
         self.integral = dtypes.is_integer(out_t.dtype) and self.compute.kind == "f"
         self.to_bool = dtypes.is_bool(out_t.dtype)

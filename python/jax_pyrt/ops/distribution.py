@@ -1,6 +1,6 @@
 """Distribution and effects (spec: replica_id, partition_id, all_gather, all_reduce,
 reduce_scatter, all_to_all, collective_permute, collective_broadcast, after_all, create_token,
-infeed, outfeed, send, recv; and the einsum ops XLA still accepts).
+infeed, outfeed, send, recv).
 
 pyrt runs single-device programs: one process, id 0, in a grid of one replica and one partition.
 Collectives are implemented for that case, following the spec's semantics for process groups of
@@ -223,36 +223,3 @@ def send(op_):
 def recv(op_):
     """Spec: recv. Not supported: needs a host transfer channel (compile-time error)."""
     _host_transfer(op_)
-
-
-# -- einsum (removed from the spec, still in the dialect and accepted by XLA)
-
-def _einsum_kernel(config, out):
-    dtype = out.dtype
-    if dtypes.is_float(dtype) and dtype.itemsize < 4:
-        compute = np.dtype(np.float32)  # narrow floats: one rounding at the end
-    elif dtypes.is_integer(dtype) and dtype.kind not in "iu":
-        compute = np.dtype(np.int64)  # int4/int2: wrap back with the final cast
-    else:
-        compute = dtype
-
-    def kernel(*xs):
-        xs = [np.asarray(x).astype(compute, copy=False) for x in xs]
-        result = np.einsum(config, *xs, dtype=compute, optimize=len(xs) > 1)
-        return np.asarray(result).astype(dtype, copy=False)
-
-    return kernel
-
-
-@op("stablehlo.einsum")
-def einsum(op_):
-    """XLA: einsum (dropped from the spec, still in the dialect). np.einsum on the einsum_config,
-    computed in the result element type (narrow floats in float32, rounded once)."""
-    return _einsum_kernel(op_.value("einsum_config"), op_.result)
-
-
-@op("stablehlo.unary_einsum")
-def unary_einsum(op_):
-    """XLA: unary_einsum (dropped from the spec; XLA:CPU rejects it). np.einsum on the
-    einsum_config (e.g. sums, diagonals, transposes), in the result element type."""
-    return _einsum_kernel(op_.value("einsum_config"), op_.result)

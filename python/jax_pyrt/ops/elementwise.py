@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import dtypes
 from .base import op
+from .precision import elementwise_dtype, is_narrow_float, is_narrow_int
 
 F16 = np.dtype(np.float16)
 F32 = np.dtype(np.float32)
@@ -41,39 +42,15 @@ _SIGNED_OF = {1: np.dtype(np.int8), 2: np.dtype(np.int16), 4: np.dtype(np.int32)
 # --------------------------------------------------------------------------------------------
 # dtype helpers (compile time)
 
-def _is_narrow_int(dt):
-    """int4, uint4, int2, uint2 (ml_dtypes)."""
-    return dtypes.is_integer(dt) and dt.kind not in "iu"
-
-
-def _is_narrow_float(dt):
-    """bf16, f8*, f4: ml_dtypes floats, computed in float32. (Not `kind == "V"`: NumPy reports
-    float8_e5m2 as kind "f".)"""
-    return dtypes.is_float(dt) and dt not in (F16, F32, F64)
-
-
 def _int_bits(dt):
     return ml_dtypes.iinfo(dt).bits
 
 
-def _compute_dtype(dt, exact=True):
-    """The dtype NumPy computes an op on `dt` in. `exact`: the op is exactly rounded (+ - * /
-    sqrt, rounding, min/max, comparisons), so float16's own loops (float32 inside, one rounding)
-    are right; transcendental functions on float16 go through float32 explicitly."""
-    if _is_narrow_float(dt):
-        return F32
-    if dt == F16 and not exact:
-        return F32
-    if _is_narrow_int(dt):
-        return np.dtype(np.uint8) if dtypes.is_unsigned(dt) else np.dtype(np.int8)
-    return dt
-
-
 def _lift(fn, dt, out=None, exact=True):
     """A kernel applying `fn` to operands of type `dt`, giving `out` (default `dt`): `fn` itself
-    when NumPy computes in `dt` already, else a wrapper computing in `_compute_dtype(dt)`."""
+    when NumPy computes in `dt` already, else a wrapper computing in `elementwise_dtype(dt)`."""
     out = dt if out is None else out
-    compute = _compute_dtype(dt, exact)
+    compute = elementwise_dtype(dt, exact)
     if compute == dt:
         return fn
 
@@ -240,7 +217,7 @@ def divide(op_):
     dt = op_.result.dtype
     _no_bool(op_, dt)
     if dtypes.is_integer(dt):
-        compute = _compute_dtype(dt)
+        compute = elementwise_dtype(dt)
         return _lift(_int_divide(compute), dt)
     if dtypes.is_complex(dt):
         return _complex_divide
@@ -256,18 +233,18 @@ def remainder(op_):
     dt = op_.result.dtype
     _no_bool(op_, dt)
     if dtypes.is_integer(dt):
-        return _lift(_int_remainder(_compute_dtype(dt)), dt)
+        return _lift(_int_remainder(elementwise_dtype(dt)), dt)
     if dtypes.is_complex(dt):
         raise op_.unsupported("complex operands")
     return _lift(np.fmod, dt)
 
 
 def _int_power(dt):
-    """XLA:CPU's integer power, computed in _compute_dtype(dt): six square-and-multiply steps
+    """XLA:CPU's integer power, computed in elementwise_dtype(dt): six square-and-multiply steps
     (the exponent counts mod 64) and, for an exponent whose sign bit is set (8-bit and wider
     unsigned types too), 1 for base 1, +-1 for base -1 (all ones) by the exponent's parity and
     0 otherwise."""
-    compute = _compute_dtype(dt)  # narrow ints: XLA:CPU works on (u)int8 values too
+    compute = elementwise_dtype(dt)  # narrow ints: XLA:CPU works on (u)int8 values too
     bits = compute.itemsize * 8
     unsigned = dtypes.is_unsigned(dt)
     c = compute.type
@@ -325,7 +302,7 @@ def power(op_):
     return _lift(np.power, dt, exact=False)
 
 
-def _float_max(dt):
+def float_max(dt):
     """NaN-propagating maximum where -0.0 < +0.0 (XLA:CPU). NumPy returns either operand when
     they compare equal, which only matters for two zeros: then the result is -0.0 exactly
     when both are."""
@@ -341,8 +318,8 @@ def _float_max(dt):
     return kernel
 
 
-def _float_min(dt):
-    """As _float_max: of two zeros, minimum is +0.0 exactly when both are."""
+def float_min(dt):
+    """As float_max: of two zeros, minimum is +0.0 exactly when both are."""
     pos, neg = np.array(0.0, dt), np.array(-0.0, dt)
 
     def kernel(a, b):
@@ -390,7 +367,7 @@ def maximum(op_):
     dtypes: all element types."""
     dt = op_.result.dtype
     if dtypes.is_float(dt):
-        return _lift(_float_max(_compute_dtype(dt)), dt)
+        return _lift(float_max(elementwise_dtype(dt)), dt)
     if dtypes.is_complex(dt):
         return complex_max
     return _lift(np.maximum, dt)
@@ -405,7 +382,7 @@ def minimum(op_):
     dtypes: all element types."""
     dt = op_.result.dtype
     if dtypes.is_float(dt):
-        return _lift(_float_min(_compute_dtype(dt)), dt)
+        return _lift(float_min(elementwise_dtype(dt)), dt)
     if dtypes.is_complex(dt):
         return complex_min
     return _lift(np.minimum, dt)
@@ -500,7 +477,7 @@ def _shift(op_, kind):
     dt = op_.result.dtype
     if not dtypes.is_integer(dt):
         raise op_.unsupported(f"{dt} operands")
-    if _is_narrow_int(dt):
+    if is_narrow_int(dt):
         return _narrow_shift(kind, dt)
     # NumPy's shifts already give 0 (or the sign fill) for amounts outside [0, bits): it
     # compares the amount as an unsigned value against the width.
@@ -548,7 +525,7 @@ def shift_right_logical(op_):
 
 def _unsigned_bits(dt):
     """(kernel x -> non-negative integer array holding x's bit pattern, bit width, mask)."""
-    if _is_narrow_int(dt):
+    if is_narrow_int(dt):
         n = _int_bits(dt)
         mask = (1 << n) - 1
         i16 = np.dtype(np.int16)
@@ -656,7 +633,7 @@ def sign(op_):
     dt = op_.result.dtype
     _no_bool(op_, dt)
     if dtypes.is_float(dt):
-        return _lift(_float_sign(_compute_dtype(dt)), dt)
+        return _lift(_float_sign(elementwise_dtype(dt)), dt)
     if dtypes.is_complex(dt):
         return _complex_sign
     return _lift(np.sign, dt)
@@ -717,7 +694,7 @@ def round_nearest_afz(op_):
     dt = op_.result.dtype
     if not dtypes.is_float(dt):
         raise op_.unsupported(f"{dt} operands")
-    compute = _compute_dtype(dt)
+    compute = elementwise_dtype(dt)
     return lambda x: np.asarray(_round_afz(np.asarray(x, compute))).astype(dt, copy=False)
 
 
@@ -1055,8 +1032,8 @@ def clamp(op_):
     dtypes: all element types."""
     dt = op_.result.dtype
     if dtypes.is_float(dt):
-        compute = _compute_dtype(dt)
-        fmax, fmin = _float_max(compute), _float_min(compute)
+        compute = elementwise_dtype(dt)
+        fmax, fmin = float_max(compute), float_min(compute)
         return _lift(lambda lo, x, hi: fmin(fmax(x, lo), hi), dt)
     if dtypes.is_complex(dt):
         return lambda lo, x, hi: complex_min(complex_max(x, lo), hi)
@@ -1068,11 +1045,11 @@ def clamp(op_):
 
 def _float_to_int(src, dst):
     """Float -> integer as XLA:CPU: truncate, NaN -> 0, out-of-range values saturate."""
-    compute = _compute_dtype(src)
+    compute = elementwise_dtype(src)
     if compute == F16:
         compute = F32
-    narrow = _is_narrow_int(dst)
-    target = _compute_dtype(dst)  # (u)int8 for narrow ints
+    narrow = is_narrow_int(dst)
+    target = elementwise_dtype(dst)  # (u)int8 for narrow ints
     info = ml_dtypes.iinfo(dst)
     lo = compute.type(info.min)  # exact: 0 or -2**(bits-1)
     hi = compute.type(float(info.max) + 1)  # 2**bits or 2**(bits-1), exact
@@ -1112,16 +1089,16 @@ def _convert(op_, src, dst):
         # XLA:CPU copies the byte (its simplifier makes this convert a bitcast): a bool whose
         # byte is not 0/1 (a view of raw bytes) keeps it, as jnp.view expects.
         return lambda x: np.asarray(x).view(dst)
-    if src == BOOL or _is_narrow_int(src):
+    if src == BOOL or is_narrow_int(src):
         via = np.dtype(np.uint8) if src == BOOL or dtypes.is_unsigned(src) else np.dtype(np.int8)
         if dtypes.is_float(dst) or dtypes.is_complex(dst):
-            via = F32 if _is_narrow_float(dst) or dst == F16 else via
+            via = F32 if is_narrow_float(dst) or dst == F16 else via
         return lambda x: np.asarray(x, via).astype(dst)
-    if (_is_narrow_float(src) or src == F16) and (_is_narrow_float(dst) or dst == F16
+    if (is_narrow_float(src) or src == F16) and (is_narrow_float(dst) or dst == F16
                                                    or dtypes.is_complex(dst)):
         # bf16 -> f8 etc.: via float32, which holds the source exactly, so one rounding.
         return lambda x: np.asarray(x, F32).astype(dst)
-    if _is_narrow_float(dst) and dtypes.is_integer(src):
+    if is_narrow_float(dst) and dtypes.is_integer(src):
         # int -> bf16 / f8: XLA:CPU converts through float32.
         return lambda x: np.asarray(x, F32).astype(dst)
     if src == F64 and dst in (F16, BF16):
@@ -1147,9 +1124,9 @@ def convert(op_):
 def _bit_width(dt):
     if dt == BOOL:
         return 1
-    if _is_narrow_int(dt):
+    if is_narrow_int(dt):
         return _int_bits(dt)
-    if _is_narrow_float(dt):
+    if is_narrow_float(dt):
         return ml_dtypes.finfo(dt).bits
     return dt.itemsize * 8
 

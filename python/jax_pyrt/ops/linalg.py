@@ -1,4 +1,5 @@
-"""Linear algebra (spec: dot_general, dot, triangular_solve, cholesky)."""
+"""Linear algebra (spec: dot_general, dot, triangular_solve, cholesky; and the einsum ops XLA
+still accepts)."""
 
 import numpy as np
 import scipy.linalg.blas
@@ -7,34 +8,7 @@ from jaxlib.mlir.dialects import stablehlo
 
 from .. import dtypes
 from .base import op
-
-
-def _compute_dtype(lhs_dtype, rhs_dtype, out_dtype, k):
-    """The dtype np.matmul runs in, chosen so that one final cast gives XLA's result.
-
-    Narrow floats go through float32 (BLAS) and round once. Bool and small integers go through
-    BLAS in floating point when every partial sum is exactly representable there (the final cast
-    to the integer type then wraps exactly like integer accumulation would); other integers use
-    NumPy's integer matmul, which wraps."""
-    if dtypes.is_float(out_dtype) and out_dtype.itemsize < 4:
-        return np.dtype(np.float32)
-    if dtypes.is_bool(out_dtype) or dtypes.is_integer(out_dtype):
-        bits = _magnitude_bits(lhs_dtype) + _magnitude_bits(rhs_dtype) + max(k, 1).bit_length()
-        if bits <= 24:
-            return np.dtype(np.float32)
-        if bits <= 53:
-            return np.dtype(np.float64)
-        return np.dtype(np.int64) if dtypes.is_bool(out_dtype) or out_dtype.kind not in "iu" else out_dtype
-    return out_dtype
-
-
-def _magnitude_bits(dtype):
-    """Bits needed for the largest magnitude of an integer or bool dtype (large for others)."""
-    if dtypes.is_bool(dtype):
-        return 1
-    if dtypes.is_integer(dtype):
-        return 8 * dtype.itemsize if dtype.kind in "iu" else 4
-    return 64
+from .precision import accumulator_dtype, matmul_dtype
 
 
 def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rhs_type, out_type):
@@ -48,7 +22,7 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
     n = size(rhs_type, rhs_free)
     lhs_shape, rhs_shape = (b, m, k), (b, k, n)
     out_dtype = out_type.dtype
-    compute = _compute_dtype(lhs_type.dtype, rhs_type.dtype, out_dtype, k)
+    compute = matmul_dtype(lhs_type.dtype, rhs_type.dtype, out_dtype, k)
     integral = dtypes.is_integer(out_dtype) and compute.kind == "f"
     to_bool = dtypes.is_bool(out_dtype)
     out_shape = out_type.shape
@@ -101,6 +75,34 @@ def dot(op_):
     dtypes: as dot_general."""
     lhs, rhs = op_.operand_types
     return matmul_kernel((), (lhs.rank - 1,), (), (0,), lhs, rhs, op_.result)
+
+
+# -- einsum (removed from the spec, still in the dialect and accepted by XLA)
+
+def _einsum_kernel(config, out):
+    dtype = out.dtype
+    compute = accumulator_dtype(dtype)  # one rounding (narrow floats), one wrap (int4) at the end
+
+    def kernel(*xs):
+        xs = [np.asarray(x).astype(compute, copy=False) for x in xs]
+        result = np.einsum(config, *xs, dtype=compute, optimize=len(xs) > 1)
+        return np.asarray(result).astype(dtype, copy=False)
+
+    return kernel
+
+
+@op("stablehlo.einsum")
+def einsum(op_):
+    """XLA: einsum (dropped from the spec, still in the dialect). np.einsum on the einsum_config,
+    computed in the result element type (narrow floats in float32, rounded once)."""
+    return _einsum_kernel(op_.value("einsum_config"), op_.result)
+
+
+@op("stablehlo.unary_einsum")
+def unary_einsum(op_):
+    """XLA: unary_einsum (dropped from the spec; XLA:CPU rejects it). np.einsum on the
+    einsum_config (e.g. sums, diagonals, transposes), in the result element type."""
+    return _einsum_kernel(op_.value("einsum_config"), op_.result)
 
 
 # -- triangular_solve and cholesky --------------------------------------------------------------

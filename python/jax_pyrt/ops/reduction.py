@@ -23,6 +23,7 @@ from jaxlib.mlir import ir
 from .. import dtypes
 from ..attributes import enum_name
 from .base import TERMINATORS, op
+from .precision import accumulator_dtype
 
 # body op -> (ufunc for numbers, ufunc for bool)
 FAST_BODIES = {
@@ -142,16 +143,6 @@ def _arg_kernel(kind, dim, out_types):
     return kernel
 
 
-def _compute_dtype(dtype):
-    """Where a fast reduction accumulates: narrow floats in float32 (rounded once at the end),
-    the ml_dtypes sub-byte ints in int64 (wrapped back by the final cast)."""
-    if dtypes.is_float(dtype) and dtype.itemsize < 4:
-        return np.dtype(np.float32)
-    if dtypes.is_integer(dtype) and dtype.kind not in "iu":
-        return np.dtype(np.int64)
-    return dtype
-
-
 def signed_zero_fix(name, dtype):
     """For float max/min reductions: a function fix(result, x, init, dims) correcting the zeros
     of `result` (the ufunc reduction of x over dims, init folded in), or None for other bodies
@@ -187,7 +178,7 @@ def signed_zero_fix(name, dtype):
 def _fast_kernel(name, dims, out):
     dtype = out.dtype
     ufunc = FAST_BODIES[name][1 if dtypes.is_bool(dtype) else 0]
-    compute = _compute_dtype(dtype)
+    compute = accumulator_dtype(dtype)
     fix = signed_zero_fix(name, compute)
 
     if fix is None:

@@ -39,7 +39,9 @@ from jaxlib.mlir import ir
 
 from .. import dtypes
 from .base import TERMINATORS, Op, lookup, op
-from .reduction import FAST_BODIES, _compute_dtype, reduction_flops, simple_body
+from .elementwise import float_max, float_min
+from .precision import accumulator_dtype
+from .reduction import FAST_BODIES, reduction_flops, simple_body
 
 # --------------------------------------------------------------------------------------------
 # Region bodies run on whole arrays
@@ -338,7 +340,7 @@ def _fast_window_kernel(name, out, shape, window, strides, base, dilation, paddi
     dtype = out.dtype
     out_shape = out.shape
     ufunc = FAST_BODIES[name][1 if dtypes.is_bool(dtype) else 0]
-    compute = _compute_dtype(dtype)
+    compute = accumulator_dtype(dtype)
     padder = _Padder(shape, padding, base)
     plan = _window_plan(shape, out_shape, window, strides, dilation, padder.shape)
     prefix = None
@@ -361,8 +363,7 @@ def _fast_window_kernel(name, out, shape, window, strides, base, dilation, paddi
             info = np.iinfo(compute)
             neutral = compute.type(info.min if low else info.max)
     if zero_fix:
-        from .elementwise import _float_max, _float_min
-        fold = (_float_max if name == "stablehlo.maximum" else _float_min)(compute)
+        fold = (float_max if name == "stablehlo.maximum" else float_min)(compute)
         bits, suspect, indicator, right_zero = _float_tie(name, compute)
     else:
         fold = ufunc
