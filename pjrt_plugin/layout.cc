@@ -3,7 +3,9 @@
 #include <cstring>
 #include <string>
 
+#include "pjrt_plugin/api_common.h"
 #include "pjrt_plugin/element_type.h"
+#include "pjrt_plugin/runtime.h"
 
 namespace pyrt {
 
@@ -108,6 +110,67 @@ Status HostStrides(const PJRT_Buffer_MemoryLayout* layout, const std::vector<int
     stride *= dims[dim];
   }
   return Status::Ok();
+}
+
+// ---------------------------------------------------------------- the Layouts extension
+
+PJRT_Error* Layouts_MemoryLayout_Destroy(PJRT_Layouts_MemoryLayout_Destroy_Args* args) {
+  if (args != nullptr) delete args->layout;
+  return nullptr;
+}
+
+namespace {
+void DeleteSerializedLayout(PJRT_Layouts_SerializedLayout* layout) {
+  delete reinterpret_cast<std::string*>(layout);
+}
+}  // namespace
+
+PJRT_Error* Layouts_MemoryLayout_Serialize(PJRT_Layouts_MemoryLayout_Serialize_Args* args) {
+  PYRT_ARGS(args, serialized_layout_deleter);
+  PYRT_NOT_NULL(args->layout);
+  auto* text = new std::string(args->layout->text);
+  args->serialized_bytes = text->data();
+  args->serialized_bytes_size = text->size();
+  args->serialized_layout = reinterpret_cast<PJRT_Layouts_SerializedLayout*>(text);
+  args->serialized_layout_deleter = &DeleteSerializedLayout;
+  return nullptr;
+}
+
+PJRT_Error* Layouts_Client_GetDefaultLayout(PJRT_Layouts_Client_GetDefaultLayout_Args* args) {
+  PYRT_ARGS(args, layout);
+  PYRT_NOT_NULL(args->client);
+  args->layout = new PJRT_Layouts_MemoryLayout{RowMajorLayout(args->num_dims)};
+  return nullptr;
+}
+
+PJRT_Error* Layouts_Buffer_MemoryLayout(PJRT_Layouts_Buffer_MemoryLayout_Args* args) {
+  PYRT_ARGS(args, layout);
+  PYRT_NOT_NULL(args->buffer);
+  args->layout = new PJRT_Layouts_MemoryLayout{RowMajorLayout(args->buffer->dims.size())};
+  return nullptr;
+}
+
+PJRT_Error* Layouts_Topology_GetDefaultLayout(void*) {
+  return ToPjrtError(Unimplemented(
+      "PJRT_Layouts_PJRT_Topology_GetDefaultLayout: pyrt has no topology descriptions"));
+}
+
+PJRT_Error* Layouts_Executable_OutputLayouts(PJRT_Layouts_Executable_Layouts_Args* args) {
+  PYRT_ARGS(args, layouts);
+  PYRT_NOT_NULL(args->executable);
+  const ExecutableInfo& info = *args->executable->info;
+  args->num_layouts = info.output_layout_ptrs.size();
+  args->layouts = const_cast<PJRT_Layouts_MemoryLayout**>(info.output_layout_ptrs.data());
+  return nullptr;
+}
+
+PJRT_Error* Layouts_Executable_ParameterLayouts(PJRT_Layouts_Executable_Layouts_Args* args) {
+  PYRT_ARGS(args, layouts);
+  PYRT_NOT_NULL(args->executable);
+  const ExecutableInfo& info = *args->executable->info;
+  args->num_layouts = info.input_layout_ptrs.size();
+  args->layouts = const_cast<PJRT_Layouts_MemoryLayout**>(info.input_layout_ptrs.data());
+  return nullptr;
 }
 
 }  // namespace pyrt

@@ -1,0 +1,342 @@
+// PJRT entry points of executables, loaded executables and the Shardings extension (see
+// api_common.h for their shape).
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pjrt_plugin/api_common.h"
+#include "pjrt_plugin/python_bridge.h"
+#include "pjrt_plugin/runtime.h"
+#include "pjrt_plugin/status.h"
+
+namespace pyrt {
+
+// ---------------------------------------------------------------- executables
+
+PJRT_Error* Executable_Destroy(PJRT_Executable_Destroy_Args* args) {
+  if (args != nullptr) delete args->executable;
+  return nullptr;
+}
+
+#define PYRT_EXECUTABLE_ARGS(args, last_field) \
+  PYRT_ARGS(args, last_field);                 \
+  PYRT_NOT_NULL(args->executable);             \
+  const Program& program = *args->executable->info->program;
+
+PJRT_Error* Executable_Name(PJRT_Executable_Name_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, executable_name_size);
+  args->executable_name = program.name.data();
+  args->executable_name_size = program.name.size();
+  return nullptr;
+}
+
+PJRT_Error* Executable_NumReplicas(PJRT_Executable_NumReplicas_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, num_replicas);
+  args->num_replicas = static_cast<size_t>(program.num_replicas);
+  return nullptr;
+}
+
+PJRT_Error* Executable_NumPartitions(PJRT_Executable_NumPartitions_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, num_partitions);
+  args->num_partitions = static_cast<size_t>(program.num_partitions);
+  return nullptr;
+}
+
+PJRT_Error* Executable_NumOutputs(PJRT_Executable_NumOutputs_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, num_outputs);
+  args->num_outputs = program.outputs.size();
+  return nullptr;
+}
+
+PJRT_Error* Executable_SizeOfGeneratedCodeInBytes(
+    PJRT_Executable_SizeOfGeneratedCodeInBytes_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, size_in_bytes);
+  args->size_in_bytes = program.code_size_in_bytes;
+  return nullptr;
+}
+
+PJRT_Error* Executable_GetCostAnalysis(PJRT_Executable_GetCostAnalysis_Args* args) {
+  PYRT_ARGS(args, properties);
+  PYRT_NOT_NULL(args->executable);
+  args->properties = args->executable->info->costs.data();
+  args->num_properties = args->executable->info->costs.size();
+  return nullptr;
+}
+
+PJRT_Error* Executable_GetCompiledMemoryStats(PJRT_Executable_GetCompiledMemoryStats_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, total_size_in_bytes);
+  constexpr size_t kKnown = PYRT_SIZE_THROUGH(PJRT_Executable_GetCompiledMemoryStats_Args,
+                                              total_size_in_bytes);
+  if (args->struct_size > kKnown) {  // newer fields we do not know: zero
+    std::memset(reinterpret_cast<char*>(args) + kKnown, 0, args->struct_size - kKnown);
+  }
+  // The sizes the runtime computed at compile time (jax_pyrt.analysis.memory_sizes); device
+  // memory is host memory, and NumPy temporaries are not counted as device temp memory.
+  args->generated_code_size_in_bytes = program.code_size_in_bytes;
+  args->argument_size_in_bytes = program.argument_size_in_bytes;
+  args->output_size_in_bytes = program.output_size_in_bytes;
+  args->alias_size_in_bytes = program.alias_size_in_bytes;
+  args->temp_size_in_bytes = program.temp_size_in_bytes;
+  args->host_generated_code_size_in_bytes = args->host_argument_size_in_bytes = 0;
+  args->host_output_size_in_bytes = args->host_alias_size_in_bytes = 0;
+  args->host_temp_size_in_bytes = 0;
+  args->total_size_in_bytes = program.argument_size_in_bytes + program.output_size_in_bytes -
+                              program.alias_size_in_bytes + program.temp_size_in_bytes;
+  args->peak_memory_in_bytes = args->total_size_in_bytes;
+  return nullptr;
+}
+
+PJRT_Error* Executable_OutputMemoryKinds(PJRT_Executable_OutputMemoryKinds_Args* args) {
+  PYRT_ARGS(args, memory_kind_sizes);
+  PYRT_NOT_NULL(args->executable);
+  const ExecutableInfo& info = *args->executable->info;
+  args->num_outputs = info.output_kind_ptrs.size();
+  args->memory_kinds = info.output_kind_ptrs.data();
+  args->memory_kind_sizes = info.output_kind_sizes.data();
+  return nullptr;
+}
+
+PJRT_Error* Executable_ParameterMemoryKinds(PJRT_Executable_ParameterMemoryKinds_Args* args) {
+  PYRT_ARGS(args, memory_kind_sizes);
+  PYRT_NOT_NULL(args->executable);
+  const ExecutableInfo& info = *args->executable->info;
+  args->num_outputs = info.input_kind_ptrs.size();
+  args->memory_kinds = info.input_kind_ptrs.data();
+  args->memory_kind_sizes = info.input_kind_sizes.data();
+  return nullptr;
+}
+
+PJRT_Error* Executable_OptimizedProgram(PJRT_Executable_OptimizedProgram_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, program);
+  PYRT_NOT_NULL(args->program);
+  PJRT_Program* out = args->program;
+  static const char kFormat[] = "mlir";
+  out->format = kFormat;
+  out->format_size = sizeof(kFormat) - 1;
+  if (out->code == nullptr) {  // first call: report the size
+    out->code_size = program.text.size();
+    return nullptr;
+  }
+  if (out->code_size < program.text.size()) {
+    return ToPjrtError(InvalidArgument("PJRT_Executable_OptimizedProgram: code buffer too small"));
+  }
+  std::memcpy(out->code, program.text.data(), program.text.size());
+  out->code_size = program.text.size();
+  return nullptr;
+}
+
+namespace {
+// Backs the bytes returned by Serialize/GetCompileOptions/GetDeviceAssignment.
+struct OwnedBytes {
+  std::string bytes;
+};
+void FreeSerializedExecutable(PJRT_SerializedExecutable* p) { delete reinterpret_cast<OwnedBytes*>(p); }
+void FreeSerializedCompileOptions(PJRT_SerializedCompileOptions* p) {
+  delete reinterpret_cast<OwnedBytes*>(p);
+}
+void FreeDeviceAssignment(PJRT_DeviceAssignmentSerialized* p) { delete reinterpret_cast<OwnedBytes*>(p); }
+}  // namespace
+
+PJRT_Error* Executable_Serialize(PJRT_Executable_Serialize_Args* args) {
+  PYRT_ARGS(args, serialized_executable_deleter);
+  PYRT_NOT_NULL(args->executable);
+  auto owned = std::make_unique<OwnedBytes>();
+  PYRT_RETURN_IF_ERROR(bridge::Serialize(*args->executable->info->program, &owned->bytes));
+  args->serialized_bytes = owned->bytes.data();
+  args->serialized_bytes_size = owned->bytes.size();
+  args->serialized_executable = reinterpret_cast<PJRT_SerializedExecutable*>(owned.release());
+  args->serialized_executable_deleter = &FreeSerializedExecutable;
+  return nullptr;
+}
+
+PJRT_Error* Executable_GetCompileOptions(PJRT_Executable_GetCompileOptions_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, serialized_compile_options_deleter);
+  auto* owned = new OwnedBytes{program.compile_options};
+  args->serialized_bytes = owned->bytes.data();
+  args->serialized_bytes_size = owned->bytes.size();
+  args->serialized_compile_options = reinterpret_cast<PJRT_SerializedCompileOptions*>(owned);
+  args->serialized_compile_options_deleter = &FreeSerializedCompileOptions;
+  return nullptr;
+}
+
+PJRT_Error* Executable_OutputElementTypes(PJRT_Executable_OutputElementTypes_Args* args) {
+  PYRT_ARGS(args, num_output_types);
+  PYRT_NOT_NULL(args->executable);
+  const ExecutableInfo& info = *args->executable->info;
+  args->output_types = const_cast<PJRT_Buffer_Type*>(info.output_types.data());
+  args->num_output_types = info.output_types.size();
+  return nullptr;
+}
+
+PJRT_Error* Executable_OutputDimensions(PJRT_Executable_OutputDimensions_Args* args) {
+  PYRT_ARGS(args, dim_sizes);
+  PYRT_NOT_NULL(args->executable);
+  const ExecutableInfo& info = *args->executable->info;
+  args->num_outputs = info.output_ranks.size();
+  args->dims = info.output_dims.data();
+  args->dim_sizes = info.output_ranks.data();
+  return nullptr;
+}
+
+PJRT_Error* Executable_Fingerprint(PJRT_Executable_Fingerprint_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, executable_fingerprint_size);
+  args->executable_fingerprint = program.fingerprint.data();
+  args->executable_fingerprint_size = program.fingerprint.size();
+  return nullptr;
+}
+
+PJRT_Error* Executable_DeserializeAndLoad(PJRT_Executable_DeserializeAndLoad_Args* args) {
+  PYRT_ARGS(args, loaded_executable);
+  PYRT_NOT_NULL(args->client);
+  if (args->serialized_executable_size > 0) PYRT_NOT_NULL(args->serialized_executable);
+  std::string serialized(args->serialized_executable ? args->serialized_executable : "",
+                         args->serialized_executable_size);
+  std::string options;
+  if (args->struct_size >= PYRT_SIZE_THROUGH(PJRT_Executable_DeserializeAndLoad_Args,
+                                             overridden_serialized_compile_options_size) &&
+      args->overridden_serialized_compile_options != nullptr) {
+    options.assign(args->overridden_serialized_compile_options,
+                   args->overridden_serialized_compile_options_size);
+  }
+  std::shared_ptr<Program> program;
+  PYRT_RETURN_IF_ERROR(bridge::Deserialize(serialized, options, &program));
+  PYRT_RETURN_IF_ERROR(LoadProgram(args->client, std::move(program), &args->loaded_executable));
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- loaded executables
+
+PJRT_Error* LoadedExecutable_Destroy(PJRT_LoadedExecutable_Destroy_Args* args) {
+  if (args != nullptr) delete args->executable;
+  return nullptr;
+}
+
+PJRT_Error* LoadedExecutable_GetExecutable(PJRT_LoadedExecutable_GetExecutable_Args* args) {
+  PYRT_ARGS(args, executable);
+  PYRT_NOT_NULL(args->loaded_executable);
+  args->executable = new PJRT_Executable{args->loaded_executable->info};
+  return nullptr;
+}
+
+PJRT_Error* LoadedExecutable_AddressableDevices(PJRT_LoadedExecutable_AddressableDevices_Args* args) {
+  PYRT_ARGS(args, num_addressable_devices);
+  PYRT_NOT_NULL(args->executable);
+  args->addressable_devices = args->executable->devices.data();
+  args->num_addressable_devices = args->executable->devices.size();
+  return nullptr;
+}
+
+PJRT_Error* LoadedExecutable_AddressableDeviceLogicalIds(
+    PJRT_LoadedExecutable_AddressableDeviceLogicalIds_Args* args) {
+  PYRT_ARGS(args, num_addressable_device_logical_ids);
+  PYRT_NOT_NULL(args->executable);
+  args->addressable_device_logical_ids = args->executable->logical_ids.data();
+  args->num_addressable_device_logical_ids = args->executable->logical_ids.size();
+  return nullptr;
+}
+
+PJRT_Error* LoadedExecutable_Delete(PJRT_LoadedExecutable_Delete_Args* args) {
+  PYRT_ARGS(args, executable);
+  PYRT_NOT_NULL(args->executable);
+  args->executable->deleted = true;  // runs in flight hold the program and finish
+  return nullptr;
+}
+
+PJRT_Error* LoadedExecutable_IsDeleted(PJRT_LoadedExecutable_IsDeleted_Args* args) {
+  PYRT_ARGS(args, is_deleted);
+  PYRT_NOT_NULL(args->executable);
+  args->is_deleted = args->executable->deleted;
+  return nullptr;
+}
+
+PJRT_Error* LoadedExecutable_Fingerprint(PJRT_LoadedExecutable_Fingerprint_Args* args) {
+  PYRT_ARGS(args, executable_fingerprint_size);
+  PYRT_NOT_NULL(args->executable);
+  const std::string& f = args->executable->info->program->fingerprint;
+  args->executable_fingerprint = f.data();
+  args->executable_fingerprint_size = f.size();
+  return nullptr;
+}
+
+PJRT_Error* LoadedExecutable_GetDeviceAssignment(PJRT_LoadedExecutable_GetDeviceAssignment_Args* args) {
+  PYRT_ARGS(args, serialized_device_assignment_deleter);
+  PYRT_NOT_NULL(args->executable);
+  auto* owned = new OwnedBytes{args->executable->info->program->device_assignment};
+  args->serialized_bytes = owned->bytes.data();
+  args->serialized_bytes_size = owned->bytes.size();
+  args->serialized_device_assignment = reinterpret_cast<PJRT_DeviceAssignmentSerialized*>(owned);
+  args->serialized_device_assignment_deleter = &FreeDeviceAssignment;
+  return nullptr;
+}
+
+PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {
+  PYRT_ARGS(args, execute_device);
+  PJRT_LoadedExecutable* exe = args->executable;
+  PYRT_NOT_NULL(exe);
+  // A program without outputs is valid (its effects count); jaxlib then passes no output lists.
+  bool has_outputs = !exe->info->program->outputs.empty();
+  if (has_outputs) PYRT_NOT_NULL(args->output_lists);
+  if (args->num_args > 0) PYRT_NOT_NULL(args->argument_lists);
+  const PJRT_ExecuteOptions* options = args->options;
+  if (options != nullptr && options->struct_size < PYRT_SIZE_THROUGH(PJRT_ExecuteOptions, context)) {
+    return ToPjrtError(InvalidArgument("PJRT_LoadedExecutable_Execute: options struct_size is too small"));
+  }
+  std::vector<PJRT_Device*> devices = exe->devices;
+  if (args->execute_device != nullptr) devices = {args->execute_device};
+  if (args->num_devices != devices.size()) {
+    return ToPjrtError(InvalidArgument(
+        "pyrt: the executable runs on " + std::to_string(devices.size()) + " device(s) but " +
+        std::to_string(args->num_devices) + " argument lists were given"));
+  }
+  for (size_t d = 0; d < devices.size(); ++d) {
+    if (has_outputs) PYRT_NOT_NULL(args->output_lists[d]);
+    if (args->num_args > 0) PYRT_NOT_NULL(args->argument_lists[d]);
+  }
+  for (size_t d = 0; d < devices.size(); ++d) {
+    std::shared_ptr<Completion> done;
+    Status s = Execute(exe, devices[d], args->num_args ? args->argument_lists[d] : nullptr,
+                       args->num_args, options, has_outputs ? args->output_lists[d] : nullptr,
+                       &done);
+    if (!s.ok()) {  // the caller reads no results: take back those of the earlier devices
+      for (size_t k = 0; k < d; ++k) {
+        for (size_t i = 0; i < exe->info->program->outputs.size(); ++i) {
+          delete args->output_lists[k][i];
+          args->output_lists[k][i] = nullptr;
+        }
+        if (args->device_complete_events != nullptr) {
+          delete args->device_complete_events[k];
+          args->device_complete_events[k] = nullptr;
+        }
+      }
+      return ToPjrtError(s);
+    }
+    if (args->device_complete_events != nullptr) args->device_complete_events[d] = NewEvent(done);
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- the Shardings extension
+
+namespace {
+// A program that is not partitioned reports no shardings (NULL), as XLA:CPU's executables do for
+// one device.
+PJRT_Error* NoShardings(PJRT_Shardings_Executable_Shardings_Args* args, size_t count) {
+  args->num_shardings = count;
+  args->shardings = nullptr;
+  args->sharding_sizes = nullptr;
+  return nullptr;
+}
+}  // namespace
+
+PJRT_Error* Shardings_ParameterShardings(PJRT_Shardings_Executable_Shardings_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, sharding_sizes);
+  return NoShardings(args, program.inputs.size());
+}
+
+PJRT_Error* Shardings_OutputShardings(PJRT_Shardings_Executable_Shardings_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, sharding_sizes);
+  return NoShardings(args, program.outputs.size());
+}
+
+}  // namespace pyrt
