@@ -126,18 +126,13 @@ PJRT_Error* Buffer_ToHostBuffer(PJRT_Buffer_ToHostBuffer_Args* args) {
                                        std::to_string(args->dst_size) + " is smaller than the " +
                                        std::to_string(buffer->nbytes) + " bytes of the buffer"));
   }
-  // Copy when the data is ready; never wait here (the caller may hold the GIL).
   auto done = std::make_shared<Completion>();
   char* dst = static_cast<char*>(args->dst);
   std::vector<int64_t> dims = buffer->dims;
   size_t elem = ElementSize(buffer->type);
-  array->ready->OnReady([array, done, dst, strides, dims, elem](const Status& s) {
-    if (s.ok()) {
-      std::vector<int64_t> dense = DenseStrides(dims, elem);
-      StridedCopy(static_cast<const char*>(array->storage->data()), dense.data(), dst,
-                  strides.data(), dims, elem);
-    }
-    done->Set(s);
+  CopyWhenReady(std::move(array), done, [dst, strides, dims, elem](const Storage& from) {
+    std::vector<int64_t> dense = DenseStrides(dims, elem);
+    StridedCopy(static_cast<const char*>(from.data()), dense.data(), dst, strides.data(), dims, elem);
   });
   args->event = NewEvent(done);
   return nullptr;
@@ -155,11 +150,8 @@ PJRT_Error* Buffer_CopyRawToHost(PJRT_Buffer_CopyRawToHost_Args* args) {
   auto done = std::make_shared<Completion>();
   char* dst = static_cast<char*>(args->dst);
   int64_t offset = args->offset, size = args->transfer_size;
-  array->ready->OnReady([array, done, dst, offset, size](const Status& s) {
-    if (s.ok() && size > 0) {
-      std::memcpy(dst, static_cast<const char*>(array->storage->data()) + offset, size);
-    }
-    done->Set(s);
+  CopyWhenReady(std::move(array), done, [dst, offset, size](const Storage& from) {
+    if (size > 0) std::memcpy(dst, static_cast<const char*>(from.data()) + offset, size);
   });
   args->event = NewEvent(done);
   return nullptr;

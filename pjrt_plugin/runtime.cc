@@ -193,6 +193,15 @@ std::shared_ptr<DeviceArray> DeviceArray::Of(std::shared_ptr<Storage> storage) {
   return a;
 }
 
+void CopyWhenReady(std::shared_ptr<DeviceArray> src, std::shared_ptr<Completion> done,
+                   std::function<void(const Storage& from)> copy) {
+  std::shared_ptr<Completion> ready = src->ready;
+  ready->OnReady([src = std::move(src), done = std::move(done), copy = std::move(copy)](const Status& s) {
+    if (s.ok()) copy(*src->storage);
+    done->Set(s);
+  });
+}
+
 // ---------------------------------------------------------------- executables
 
 ExecutableInfo::ExecutableInfo(std::shared_ptr<Program> p) : program(std::move(p)) {
@@ -446,13 +455,10 @@ Status CopyToMemory(PJRT_Buffer* src, PJRT_Memory* memory, PJRT_Buffer** dst) {
   auto to = std::make_shared<DeviceArray>();
   size_t nbytes = src->nbytes;
   DeviceStats* stats = &device->stats;
-  from->ready->OnReady([from, to, nbytes, stats](const Status& s) {
-    if (s.ok()) {
-      auto storage = Storage::Allocate(nbytes, stats);
-      std::memcpy(storage->data(), from->storage->data(), nbytes);
-      to->storage = std::move(storage);
-    }
-    to->ready->Set(s);
+  CopyWhenReady(std::move(from), to->ready, [to, nbytes, stats](const Storage& bytes) {
+    auto storage = Storage::Allocate(nbytes, stats);
+    std::memcpy(storage->data(), bytes.data(), nbytes);
+    to->storage = std::move(storage);
   });
   *dst = NewBuffer(memory, device, src->type, src->dims, std::move(to));
   return Status::Ok();

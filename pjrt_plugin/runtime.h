@@ -110,6 +110,13 @@ struct DeviceArray {
   static std::shared_ptr<DeviceArray> Of(std::shared_ptr<Storage> storage);
 };
 
+// Once `src` is ready, runs `copy` on its storage (if it holds a value, not an error), then
+// completes `done` with src's status. Never waits: it runs at once if `src` is ready, else on the
+// thread that completes it. The one way bytes leave a buffer (ToHostBuffer, CopyRawToHost,
+// CopyToMemory), since their callers may hold the GIL that the work computing `src` needs.
+void CopyWhenReady(std::shared_ptr<DeviceArray> src, std::shared_ptr<Completion> done,
+                   std::function<void(const Storage& from)> copy);
+
 // Executable metadata in the shapes the C API returns, derived once from the Program.
 struct ExecutableInfo {
   explicit ExecutableInfo(std::shared_ptr<Program> program);
