@@ -112,20 +112,23 @@ Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------- Execute
+
 namespace {
+
 std::string ShapeString(PJRT_Buffer_Type type, const std::vector<int64_t>& dims) {
   std::string s = std::string(ElementTypeName(type)) + "[";
   for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
   return s + "]";
 }
-}  // namespace
 
-Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* const* args,
-               size_t num_args, const PJRT_ExecuteOptions* options, PJRT_Buffer** outputs,
-               std::shared_ptr<Completion>* done) {
-  std::shared_ptr<const ExecutableInfo> info = exe->info;
-  const Program& program = *info->program;
-  if (exe->deleted) {
+// Step 1: the arrays of `args`, once each is checked against the program's parameters (count,
+// type and shape, device) and found live.
+Status CheckArguments(const PJRT_LoadedExecutable& exe, PJRT_Device* device,
+                      PJRT_Buffer* const* args, size_t num_args,
+                      std::vector<std::shared_ptr<DeviceArray>>* inputs) {
+  const Program& program = *exe.info->program;
+  if (exe.deleted) {
     return FailedPrecondition("pyrt: executable '" + program.name + "' was deleted");
   }
   if (num_args != program.inputs.size()) {
@@ -133,8 +136,7 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
                            std::to_string(program.inputs.size()) + " arguments, got " +
                            std::to_string(num_args));
   }
-  std::vector<std::shared_ptr<DeviceArray>> inputs;
-  inputs.reserve(num_args);
+  inputs->reserve(num_args);
   for (size_t i = 0; i < num_args; ++i) {
     PJRT_Buffer* b = args[i];
     const ArraySpec& spec = program.inputs[i];
@@ -157,26 +159,20 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
       return InvalidArgument("pyrt: " + which +
                              " has been deleted or donated; pass a live array");
     }
-    inputs.push_back(std::move(array));
+    inputs->push_back(std::move(array));
   }
-  bool inputs_ready = true;
-  for (const auto& in : inputs) inputs_ready = inputs_ready && in->ready->IsReady();
-  // A host callback of a program running on the worker may itself run work on this device
-  // (jax.device_put + jnp ops inside the callback). That work runs at once, on this thread: queued
-  // behind the job that is waiting for it, it would never run. Inputs still queued cannot be
-  // waited for either.
-  bool nested = device->worker->OnWorkerThread();
-  if (nested && !inputs_ready) {
-    return FailedPrecondition(
-        "pyrt: a host callback running on " + device->description.to_string + " passed '" +
-        program.name + "' an array that work queued after the callback's program computes; "
-        "it would wait forever. Compute it inside the callback, or pass it into the program");
-  }
+  return Status::Ok();
+}
 
-  // Donation (policy in Python: the program's input_output_aliases). An aliased input is
-  // donated unless the caller forbids it or other frameworks view its memory; its buffer is then
-  // deleted at once, as on XLA:CPU. Whether its memory can actually be reused is decided when the
-  // run starts (see `run`); if not, the output simply gets new memory.
+// Step 2: donation (policy in Python: the program's input_output_aliases). An aliased input is
+// donated unless the caller forbids it or other frameworks view its memory; its buffer is then
+// deleted at once, as on XLA:CPU, and its index goes to `donating`. Whether its memory can
+// actually be reused is decided when the run starts (see Job); if not, the output simply gets new
+// memory.
+Status TakeDonations(const Program& program, PJRT_Buffer* const* args, size_t num_args,
+                     const PJRT_ExecuteOptions* options,
+                     const std::vector<std::shared_ptr<DeviceArray>>& inputs,
+                     std::vector<int64_t>* donating) {
   std::vector<int64_t> candidates;
   for (const auto& [in, out] : program.input_output_aliases) {
     bool forbidden = false;
@@ -197,7 +193,6 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     }
     candidates.push_back(in);
   }
-  std::vector<int64_t> donating;
   for (int64_t in : candidates) {
     PJRT_Buffer* b = args[in];
     std::shared_ptr<DeviceArray> taken;  // dropped after the lock (it is also in `inputs`)
@@ -206,9 +201,15 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     // on XLA:CPU.
     if (b->external_references > 0 || b->array_ != inputs[in]) continue;
     taken.swap(b->array_);  // the buffer is now deleted; no external reference can pin it
-    donating.push_back(in);
+    donating->push_back(in);
   }
+  return Status::Ok();
+}
 
+// Step 3: the output buffers, in `outputs`, on `device`; their arrays (returned) are ready when
+// the run completes them.
+std::vector<std::shared_ptr<DeviceArray>> MakeOutputs(const Program& program, PJRT_Device* device,
+                                                      PJRT_Buffer** outputs) {
   std::vector<std::shared_ptr<DeviceArray>> results;
   for (size_t i = 0; i < program.outputs.size(); ++i) {
     auto array = std::make_shared<DeviceArray>();
@@ -216,15 +217,31 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     outputs[i] = NewBuffer(device->default_memory, device, spec.type, spec.dims, array);
     results.push_back(std::move(array));
   }
-  auto completion = std::make_shared<Completion>();
-  DeviceStats* stats = &device->stats;
-  bridge::RunPlace place;
-  for (size_t d = 0; d < exe->devices.size(); ++d) {
-    if (exe->devices[d] != device) continue;
-    place = {static_cast<int>(d), exe->logical_ids[d].replica, exe->logical_ids[d].partition};
-    break;
+  return results;
+}
+
+// Which of the executable's devices `device` is, with its replica and partition.
+bridge::RunPlace PlaceOf(const PJRT_LoadedExecutable& exe, PJRT_Device* device) {
+  for (size_t d = 0; d < exe.devices.size(); ++d) {
+    if (exe.devices[d] != device) continue;
+    return {static_cast<int>(d), exe.logical_ids[d].replica, exe.logical_ids[d].partition};
   }
-  auto run = [info, place, inputs, results, completion, stats, donating] {
+  return {};
+}
+
+// One run of a program on one device, held by value: a queued job outlives Execute.
+struct Job {
+  std::shared_ptr<const ExecutableInfo> info;
+  bridge::RunPlace place;
+  std::vector<std::shared_ptr<DeviceArray>> inputs;
+  std::vector<std::shared_ptr<DeviceArray>> results;
+  std::shared_ptr<Completion> completion;
+  DeviceStats* stats;
+  std::vector<int64_t> donating;
+
+  // Waits for the inputs, runs the program (bridge::Run takes the GIL), then completes the
+  // results and `completion` with its status.
+  void operator()() const {
     Status status;
     std::vector<std::shared_ptr<Storage>> in_storages, out_storages;
     for (const auto& in : inputs) {
@@ -253,23 +270,30 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
     }
     for (const auto& r : results) r->ready->Set(status);
     completion->Set(status);
-  };
-  // Where the program runs (policy in Python, see executable.py):
-  // - Programs marked cheap or synchronous run right here when nothing is queued before them
-  //   and their inputs are ready: for cheap ones a thread hand-off would cost more than the
-  //   work (XLA:CPU does the same for cheap computations).
-  // - Everything else goes to the device's in-order worker, and a synchronous program is
-  //   waited for. Synchronous programs (those calling host callbacks, and all programs when the
-  //   client is synchronous) thus finish inside Execute, as XLA:CPU runs programs with host
-  //   callbacks, so their errors raise at the user's call rather than at a later read.
-  // - Work a host callback starts on this device runs here (see `nested` above).
-  // An error of a program that finished here is returned from Execute and its outputs are
-  // never handed out.
+  }
+};
+
+// Step 4: where the program runs (policy in Python, see executable.py):
+// - Programs marked cheap or synchronous run right here when nothing is queued before them
+//   and their inputs are ready: for cheap ones a thread hand-off would cost more than the
+//   work (XLA:CPU does the same for cheap computations).
+// - Everything else goes to the device's in-order worker, and a synchronous program is
+//   waited for. Synchronous programs (those calling host callbacks, and all programs when the
+//   client is synchronous) thus finish inside Execute, as XLA:CPU runs programs with host
+//   callbacks, so their errors raise at the user's call rather than at a later read.
+// - Work a host callback starts on this device runs here (`nested`, see Execute).
+// An error of a program that finished here is returned and its outputs are deleted, never handed
+// out; otherwise `done` completes when the run does.
+Status Dispatch(Job job, PJRT_Device* device, bool nested, bool inputs_ready,
+                PJRT_Buffer** outputs, std::shared_ptr<Completion>* done) {
+  std::shared_ptr<const ExecutableInfo> info = job.info;
+  const Program& program = *info->program;
+  std::shared_ptr<Completion> completion = job.completion;
   bool synchronous = program.synchronous || device->client->options.synchronous;
   if (nested || ((program.run_inline || synchronous) && inputs_ready && device->worker->Idle())) {
-    run();
+    job();
   } else {
-    device->worker->Schedule(std::move(run));
+    device->worker->Schedule(std::move(job));
     if (!synchronous) {
       *done = completion;
       return Status::Ok();
@@ -287,6 +311,39 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
   }
   *done = completion;
   return Status::Ok();
+}
+
+}  // namespace
+
+Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* const* args,
+               size_t num_args, const PJRT_ExecuteOptions* options, PJRT_Buffer** outputs,
+               std::shared_ptr<Completion>* done) {
+  std::shared_ptr<const ExecutableInfo> info = exe->info;
+  const Program& program = *info->program;
+  // Held until Execute returns, beside the job's own copy (the job's donation check allows for
+  // both holders).
+  std::vector<std::shared_ptr<DeviceArray>> inputs;
+  Status s = CheckArguments(*exe, device, args, num_args, &inputs);
+  if (!s.ok()) return s;
+  bool inputs_ready = true;
+  for (const auto& in : inputs) inputs_ready = inputs_ready && in->ready->IsReady();
+  // A host callback of a program running on the worker may itself run work on this device
+  // (jax.device_put + jnp ops inside the callback). That work runs at once, on this thread: queued
+  // behind the job that is waiting for it, it would never run. Inputs still queued cannot be
+  // waited for either.
+  bool nested = device->worker->OnWorkerThread();
+  if (nested && !inputs_ready) {
+    return FailedPrecondition(
+        "pyrt: a host callback running on " + device->description.to_string + " passed '" +
+        program.name + "' an array that work queued after the callback's program computes; "
+        "it would wait forever. Compute it inside the callback, or pass it into the program");
+  }
+  std::vector<int64_t> donating;
+  s = TakeDonations(program, args, num_args, options, inputs, &donating);
+  if (!s.ok()) return s;
+  Job job{info, PlaceOf(*exe, device), inputs, MakeOutputs(program, device, outputs),
+          std::make_shared<Completion>(), &device->stats, std::move(donating)};
+  return Dispatch(std::move(job), device, nested, inputs_ready, outputs, done);
 }
 
 // ---------------------------------------------------------------- buffers

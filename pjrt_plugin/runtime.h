@@ -186,8 +186,11 @@ PJRT_Buffer* NewBuffer(PJRT_Memory* memory, PJRT_Device* device, PJRT_Buffer_Typ
 Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
                    PJRT_LoadedExecutable** executable);
 
-// Enqueues one run of `exe` on `device` and returns at once. Outputs are new buffers whose
-// ready events complete when the run does; `done` completes then too.
+// One run of `exe` on `device`: checks the arguments, takes the donated ones, makes the output
+// buffers, then runs the program here or queues it on the device's worker (see Dispatch in
+// runtime.cc). Outputs are new buffers whose ready events complete when the run does; `done`
+// completes then too. The error of a run that finished inside Execute is returned, and then no
+// outputs are handed out.
 Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* const* args,
                size_t num_args, const PJRT_ExecuteOptions* options, PJRT_Buffer** outputs,
                std::shared_ptr<Completion>* done);
