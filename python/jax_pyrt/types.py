@@ -20,7 +20,9 @@ class TensorType:
     """A ranked tensor type: static shape and NumPy dtype. For a quantized element type
     (`!quant.uniform<...>`), `dtype` is the storage dtype (a quantized tensor is its storage
     integers at run time) and `quant` holds the scales, zero points, axis and storage range
-    (`Quantization`); `quant` is None otherwise."""
+    (`Quantization`); `quant` is None otherwise. `mlir` is the type's MLIR text, for messages
+    (text, not the MLIR object, which would keep its whole MLIR context alive with every kernel
+    holding the type)."""
 
     __slots__ = ("shape", "dtype", "mlir", "quant")
 
@@ -73,12 +75,14 @@ def to_type(mlir_type):
             raise UnsupportedError(f"pyrt does not support dynamic shapes (got {mlir_type}): "
                                    f"it needs static shapes")
         name = str(t.element_type)
+        shape = t.shape
+        text = f"tensor<{''.join(f'{d}x' for d in shape)}{name}>"
         if name.startswith("!quant."):
-            quant = quantized_type(name, t.shape)
-            return TensorType(t.shape, quant.storage, mlir_type, quant)
+            quant = quantized_type(name, shape)
+            return TensorType(shape, quant.storage, text, quant)
         if name not in dtypes.DTYPE_BY_MLIR:
-            raise UnsupportedError(f"pyrt does not support element type {name} ({mlir_type})")
-        return TensorType(t.shape, dtypes.DTYPE_BY_MLIR[name], mlir_type)
+            raise UnsupportedError(f"pyrt does not support element type {name} ({text})")
+        return TensorType(shape, dtypes.DTYPE_BY_MLIR[name], text)
     if isinstance(mlir_type, ir.TupleType):
         t = ir.TupleType(mlir_type)
         return TupleType(to_type(t.get_type(i)) for i in range(t.num_types))
