@@ -18,7 +18,7 @@ const char* const kSlotNames[] = {
 };
 
 template <int kSlot>
-PJRT_Error* NotImplemented(void* args) {
+PJRT_Error* NotImplemented(void*) {
   return ToPjrtError(Unimplemented(std::string(kSlotNames[kSlot]) + " is not implemented by pyrt"));
 }
 

@@ -30,11 +30,11 @@ PJRT_Error* Error_GetCode(PJRT_Error_GetCode_Args* args) {
 }
 
 // pyrt errors carry no payloads; this must succeed (jaxlib calls it on every error).
-PJRT_Error* Error_ForEachPayload(PJRT_Error_ForEachPayload_Args* args) { return nullptr; }
+PJRT_Error* Error_ForEachPayload(PJRT_Error_ForEachPayload_Args*) { return nullptr; }
 
 // ---------------------------------------------------------------- plugin
 
-PJRT_Error* Plugin_Initialize(PJRT_Plugin_Initialize_Args* args) { return nullptr; }
+PJRT_Error* Plugin_Initialize(PJRT_Plugin_Initialize_Args*) { return nullptr; }
 
 PJRT_Error* Plugin_Attributes(PJRT_Plugin_Attributes_Args* args) {
   PYRT_ARGS(args, num_attributes);

@@ -429,7 +429,7 @@ PJRT_Client::PJRT_Client(const pyrt::ClientOptions& opts) : options(opts) {
     memory->devices.push_back(device.get());
     device->default_memory = memory.get();
     device->memories.push_back(memory.get());
-    device->worker = std::make_unique<pyrt::Worker>(d.to_string, options.synchronous);
+    device->worker = std::make_unique<pyrt::Worker>(options.synchronous);
     devices.push_back(device.get());
     memories.push_back(memory.get());
     owned_devices.push_back(std::move(device));

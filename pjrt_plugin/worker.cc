@@ -20,7 +20,7 @@ std::vector<Worker*>& Workers() {
 }
 }  // namespace
 
-Worker::Worker(std::string name, bool synchronous) : synchronous_(synchronous) {
+Worker::Worker(bool synchronous) : synchronous_(synchronous) {
   if (synchronous_) return;
   thread_ = std::thread([state = state_] { Loop(state); });
   {

@@ -15,7 +15,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <thread>
 
 namespace pyrt {
@@ -24,7 +23,7 @@ namespace pyrt {
 // (a debugging aid) jobs run inline on the submitting thread.
 class Worker {
  public:
-  Worker(std::string name, bool synchronous);
+  explicit Worker(bool synchronous);
   ~Worker();  // finishes queued jobs, then joins; drops the GIL while waiting
   void Schedule(std::function<void()> job);
   // True when no job is queued or running: work may then run on the caller's thread without
