@@ -65,8 +65,50 @@ inline PJRT_Error* CheckArgs(const void* args, size_t needed, const char* fn) {
     if (!_s.ok()) return ToPjrtError(std::move(_s)); \
   } while (0)
 
+// The preamble of an entry point on a buffer (args->buffer) or an executable (args->executable,
+// loaded or not): PYRT_ARGS and PYRT_NOT_NULL, then a name for what the body reads (`buffer`;
+// `info` and `program`). They need runtime.h.
+#define PYRT_BUFFER_ARGS(args, last_field) \
+  PYRT_ARGS(args, last_field);             \
+  PYRT_NOT_NULL(args->buffer);             \
+  PJRT_Buffer* buffer = args->buffer;
+#define PYRT_EXECUTABLE_ARGS(args, last_field)                             \
+  PYRT_ARGS(args, last_field);                                             \
+  PYRT_NOT_NULL(args->executable);                                         \
+  [[maybe_unused]] const ExecutableInfo& info = *args->executable->info; \
+  [[maybe_unused]] const Program& program = *info.program;
+
+// ---------------------------------------------------------------- results
+
 // A PJRT_Event for `c`, owned by the caller (PJRT_Event_Destroy).
 inline PJRT_Event* NewEvent(std::shared_ptr<Completion> c) { return new PJRT_Event{std::move(c)}; }
+
+// Hands `items` out the way the C API returns a list or a string: a pointer to the first and a
+// count, valid while `items` lives. Returns NULL (OK), so that an entry point can end with it.
+template <typename First, typename Count, typename Items>
+PJRT_Error* ReturnList(First* first, Count* count, Items& items) {
+  *first = items.data();
+  *count = items.size();
+  return nullptr;
+}
+
+// Bytes handed out with a handle that owns them and its deleter (serialized executables, compile
+// options, device assignments, layouts).
+struct OwnedBytes {
+  std::string bytes;
+};
+template <typename Handle>
+void DeleteOwnedBytes(Handle* handle) {
+  delete reinterpret_cast<OwnedBytes*>(handle);
+}
+template <typename Handle>
+PJRT_Error* ReturnBytes(std::string bytes, const char** data, size_t* size, Handle** handle,
+                        void (**deleter)(Handle*)) {
+  auto* owned = new OwnedBytes{std::move(bytes)};
+  *handle = reinterpret_cast<Handle*>(owned);
+  *deleter = &DeleteOwnedBytes<Handle>;
+  return ReturnList(data, size, owned->bytes);
+}
 
 // ---------------------------------------------------------------- the entry points
 

@@ -22,11 +22,6 @@ PJRT_Error* Buffer_Destroy(PJRT_Buffer_Destroy_Args* args) {
   return nullptr;
 }
 
-#define PYRT_BUFFER_ARGS(args, last_field) \
-  PYRT_ARGS(args, last_field);             \
-  PYRT_NOT_NULL(args->buffer);             \
-  PJRT_Buffer* buffer = args->buffer;
-
 PJRT_Error* Buffer_ElementType(PJRT_Buffer_ElementType_Args* args) {
   PYRT_BUFFER_ARGS(args, type);
   args->type = buffer->type;
@@ -35,16 +30,12 @@ PJRT_Error* Buffer_ElementType(PJRT_Buffer_ElementType_Args* args) {
 
 PJRT_Error* Buffer_Dimensions(PJRT_Buffer_Dimensions_Args* args) {
   PYRT_BUFFER_ARGS(args, num_dims);
-  args->dims = buffer->dims.data();
-  args->num_dims = buffer->dims.size();
-  return nullptr;
+  return ReturnList(&args->dims, &args->num_dims, buffer->dims);
 }
 
 PJRT_Error* Buffer_UnpaddedDimensions(PJRT_Buffer_UnpaddedDimensions_Args* args) {
   PYRT_BUFFER_ARGS(args, num_dims);
-  args->dims = buffer->dims.data();  // pyrt never pads
-  args->num_dims = buffer->dims.size();
-  return nullptr;
+  return ReturnList(&args->dims, &args->num_dims, buffer->dims);  // pyrt never pads
 }
 
 PJRT_Error* Buffer_DynamicDimensionIndices(PJRT_Buffer_DynamicDimensionIndices_Args* args) {

@@ -33,9 +33,7 @@ PJRT_Error* Client_Destroy(PJRT_Client_Destroy_Args* args) {
 PJRT_Error* Client_PlatformName(PJRT_Client_PlatformName_Args* args) {
   PYRT_ARGS(args, platform_name_size);
   PYRT_NOT_NULL(args->client);
-  args->platform_name = args->client->platform_name.data();
-  args->platform_name_size = args->client->platform_name.size();
-  return nullptr;
+  return ReturnList(&args->platform_name, &args->platform_name_size, args->client->platform_name);
 }
 
 PJRT_Error* Client_ProcessIndex(PJRT_Client_ProcessIndex_Args* args) {
@@ -48,25 +46,21 @@ PJRT_Error* Client_ProcessIndex(PJRT_Client_ProcessIndex_Args* args) {
 PJRT_Error* Client_PlatformVersion(PJRT_Client_PlatformVersion_Args* args) {
   PYRT_ARGS(args, platform_version_size);
   PYRT_NOT_NULL(args->client);
-  args->platform_version = args->client->options.platform_version.data();
-  args->platform_version_size = args->client->options.platform_version.size();
-  return nullptr;
+  return ReturnList(&args->platform_version, &args->platform_version_size,
+                    args->client->options.platform_version);
 }
 
 PJRT_Error* Client_Devices(PJRT_Client_Devices_Args* args) {
   PYRT_ARGS(args, num_devices);
   PYRT_NOT_NULL(args->client);
-  args->devices = args->client->devices.data();
-  args->num_devices = args->client->devices.size();
-  return nullptr;
+  return ReturnList(&args->devices, &args->num_devices, args->client->devices);
 }
 
 PJRT_Error* Client_AddressableDevices(PJRT_Client_AddressableDevices_Args* args) {
   PYRT_ARGS(args, num_addressable_devices);
   PYRT_NOT_NULL(args->client);
-  args->addressable_devices = args->client->devices.data();
-  args->num_addressable_devices = args->client->devices.size();
-  return nullptr;
+  return ReturnList(&args->addressable_devices, &args->num_addressable_devices,
+                    args->client->devices);
 }
 
 PJRT_Error* Client_LookupDevice(PJRT_Client_LookupDevice_Args* args) {
@@ -96,9 +90,8 @@ PJRT_Error* Client_LookupAddressableDevice(PJRT_Client_LookupAddressableDevice_A
 PJRT_Error* Client_AddressableMemories(PJRT_Client_AddressableMemories_Args* args) {
   PYRT_ARGS(args, num_addressable_memories);
   PYRT_NOT_NULL(args->client);
-  args->addressable_memories = args->client->memories.data();
-  args->num_addressable_memories = args->client->memories.size();
-  return nullptr;
+  return ReturnList(&args->addressable_memories, &args->num_addressable_memories,
+                    args->client->memories);
 }
 
 PJRT_Error* Client_Compile(PJRT_Client_Compile_Args* args) {

@@ -28,35 +28,25 @@ PJRT_Error* DeviceDescription_ProcessIndex(PJRT_DeviceDescription_ProcessIndex_A
 PJRT_Error* DeviceDescription_Attributes(PJRT_DeviceDescription_Attributes_Args* args) {
   PYRT_ARGS(args, attributes);
   PYRT_NOT_NULL(args->device_description);
-  args->attributes = args->device_description->attributes.data();
-  args->num_attributes = args->device_description->attributes.size();
-  return nullptr;
+  return ReturnList(&args->attributes, &args->num_attributes, args->device_description->attributes);
 }
-
-namespace {
-PJRT_Error* ReturnString(PJRT_DeviceDescription_String_Args* args, const std::string& s) {
-  args->string = s.data();
-  args->string_size = s.size();
-  return nullptr;
-}
-}  // namespace
 
 PJRT_Error* DeviceDescription_Kind(PJRT_DeviceDescription_Kind_Args* args) {
   PYRT_ARGS(args, string_size);
   PYRT_NOT_NULL(args->device_description);
-  return ReturnString(args, args->device_description->kind);
+  return ReturnList(&args->string, &args->string_size, args->device_description->kind);
 }
 
 PJRT_Error* DeviceDescription_DebugString(PJRT_DeviceDescription_DebugString_Args* args) {
   PYRT_ARGS(args, string_size);
   PYRT_NOT_NULL(args->device_description);
-  return ReturnString(args, args->device_description->debug_string);
+  return ReturnList(&args->string, &args->string_size, args->device_description->debug_string);
 }
 
 PJRT_Error* DeviceDescription_ToString(PJRT_DeviceDescription_ToString_Args* args) {
   PYRT_ARGS(args, string_size);
   PYRT_NOT_NULL(args->device_description);
-  return ReturnString(args, args->device_description->to_string);
+  return ReturnList(&args->string, &args->string_size, args->device_description->to_string);
 }
 
 // ---------------------------------------------------------------- devices
@@ -85,9 +75,7 @@ PJRT_Error* Device_LocalHardwareId(PJRT_Device_LocalHardwareId_Args* args) {
 PJRT_Error* Device_AddressableMemories(PJRT_Device_AddressableMemories_Args* args) {
   PYRT_ARGS(args, num_memories);
   PYRT_NOT_NULL(args->device);
-  args->memories = args->device->memories.data();
-  args->num_memories = args->device->memories.size();
-  return nullptr;
+  return ReturnList(&args->memories, &args->num_memories, args->device->memories);
 }
 
 PJRT_Error* Device_DefaultMemory(PJRT_Device_DefaultMemory_Args* args) {
@@ -124,11 +112,9 @@ void NoDeviceAttributesToFree(PJRT_Device_Attributes*) {}
 PJRT_Error* Device_GetAttributes(PJRT_Device_GetAttributes_Args* args) {
   PYRT_ARGS(args, attributes_deleter);
   PYRT_NOT_NULL(args->device);
-  args->attributes = args->device->description.attributes.data();
-  args->num_attributes = args->device->description.attributes.size();
   args->device_attributes = nullptr;  // owned by the device
   args->attributes_deleter = &NoDeviceAttributesToFree;
-  return nullptr;
+  return ReturnList(&args->attributes, &args->num_attributes, args->device->description.attributes);
 }
 
 // ---------------------------------------------------------------- memories
@@ -143,9 +129,7 @@ PJRT_Error* Memory_Id(PJRT_Memory_Id_Args* args) {
 PJRT_Error* Memory_Kind(PJRT_Memory_Kind_Args* args) {
   PYRT_ARGS(args, kind_size);
   PYRT_NOT_NULL(args->memory);
-  args->kind = args->memory->kind.data();
-  args->kind_size = args->memory->kind.size();
-  return nullptr;
+  return ReturnList(&args->kind, &args->kind_size, args->memory->kind);
 }
 
 PJRT_Error* Memory_Kind_Id(PJRT_Memory_Kind_Id_Args* args) {
@@ -158,25 +142,19 @@ PJRT_Error* Memory_Kind_Id(PJRT_Memory_Kind_Id_Args* args) {
 PJRT_Error* Memory_DebugString(PJRT_Memory_DebugString_Args* args) {
   PYRT_ARGS(args, string_size);
   PYRT_NOT_NULL(args->memory);
-  args->string = args->memory->debug_string.data();
-  args->string_size = args->memory->debug_string.size();
-  return nullptr;
+  return ReturnList(&args->string, &args->string_size, args->memory->debug_string);
 }
 
 PJRT_Error* Memory_ToString(PJRT_Memory_ToString_Args* args) {
   PYRT_ARGS(args, string_size);
   PYRT_NOT_NULL(args->memory);
-  args->string = args->memory->to_string.data();
-  args->string_size = args->memory->to_string.size();
-  return nullptr;
+  return ReturnList(&args->string, &args->string_size, args->memory->to_string);
 }
 
 PJRT_Error* Memory_AddressableByDevices(PJRT_Memory_AddressableByDevices_Args* args) {
   PYRT_ARGS(args, num_devices);
   PYRT_NOT_NULL(args->memory);
-  args->devices = args->memory->devices.data();
-  args->num_devices = args->memory->devices.size();
-  return nullptr;
+  return ReturnList(&args->devices, &args->num_devices, args->memory->devices);
 }
 
 }  // namespace pyrt

@@ -45,9 +45,7 @@ PJRT_Error* Plugin_Attributes(PJRT_Plugin_Attributes_Args* args) {
     a->AddInts("stablehlo_minimum_version", {0, 9, 0});
     return a;
   }();
-  args->attributes = attributes->data();
-  args->num_attributes = attributes->size();
-  return nullptr;
+  return ReturnList(&args->attributes, &args->num_attributes, *attributes);
 }
 
 // ---------------------------------------------------------------- events

@@ -19,16 +19,9 @@ PJRT_Error* Executable_Destroy(PJRT_Executable_Destroy_Args* args) {
   return nullptr;
 }
 
-#define PYRT_EXECUTABLE_ARGS(args, last_field) \
-  PYRT_ARGS(args, last_field);                 \
-  PYRT_NOT_NULL(args->executable);             \
-  const Program& program = *args->executable->info->program;
-
 PJRT_Error* Executable_Name(PJRT_Executable_Name_Args* args) {
   PYRT_EXECUTABLE_ARGS(args, executable_name_size);
-  args->executable_name = program.name.data();
-  args->executable_name_size = program.name.size();
-  return nullptr;
+  return ReturnList(&args->executable_name, &args->executable_name_size, program.name);
 }
 
 PJRT_Error* Executable_NumReplicas(PJRT_Executable_NumReplicas_Args* args) {
@@ -57,11 +50,8 @@ PJRT_Error* Executable_SizeOfGeneratedCodeInBytes(
 }
 
 PJRT_Error* Executable_GetCostAnalysis(PJRT_Executable_GetCostAnalysis_Args* args) {
-  PYRT_ARGS(args, properties);
-  PYRT_NOT_NULL(args->executable);
-  args->properties = args->executable->info->costs.data();
-  args->num_properties = args->executable->info->costs.size();
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, properties);
+  return ReturnList(&args->properties, &args->num_properties, info.costs);
 }
 
 PJRT_Error* Executable_GetCompiledMemoryStats(PJRT_Executable_GetCompiledMemoryStats_Args* args) {
@@ -87,24 +77,24 @@ PJRT_Error* Executable_GetCompiledMemoryStats(PJRT_Executable_GetCompiledMemoryS
   return nullptr;
 }
 
+namespace {
+// The memory kinds of the outputs or parameters: both entry points' args have these fields.
+template <typename Args>
+PJRT_Error* ReturnMemoryKinds(Args* args, const std::vector<const char*>& kinds,
+                              const std::vector<size_t>& sizes) {
+  args->memory_kind_sizes = sizes.data();
+  return ReturnList(&args->memory_kinds, &args->num_outputs, kinds);
+}
+}  // namespace
+
 PJRT_Error* Executable_OutputMemoryKinds(PJRT_Executable_OutputMemoryKinds_Args* args) {
-  PYRT_ARGS(args, memory_kind_sizes);
-  PYRT_NOT_NULL(args->executable);
-  const ExecutableInfo& info = *args->executable->info;
-  args->num_outputs = info.output_kind_ptrs.size();
-  args->memory_kinds = info.output_kind_ptrs.data();
-  args->memory_kind_sizes = info.output_kind_sizes.data();
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, memory_kind_sizes);
+  return ReturnMemoryKinds(args, info.output_kind_ptrs, info.output_kind_sizes);
 }
 
 PJRT_Error* Executable_ParameterMemoryKinds(PJRT_Executable_ParameterMemoryKinds_Args* args) {
-  PYRT_ARGS(args, memory_kind_sizes);
-  PYRT_NOT_NULL(args->executable);
-  const ExecutableInfo& info = *args->executable->info;
-  args->num_outputs = info.input_kind_ptrs.size();
-  args->memory_kinds = info.input_kind_ptrs.data();
-  args->memory_kind_sizes = info.input_kind_sizes.data();
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, memory_kind_sizes);
+  return ReturnMemoryKinds(args, info.input_kind_ptrs, info.input_kind_sizes);
 }
 
 PJRT_Error* Executable_OptimizedProgram(PJRT_Executable_OptimizedProgram_Args* args) {
@@ -126,64 +116,37 @@ PJRT_Error* Executable_OptimizedProgram(PJRT_Executable_OptimizedProgram_Args* a
   return nullptr;
 }
 
-namespace {
-// Backs the bytes returned by Serialize/GetCompileOptions/GetDeviceAssignment.
-struct OwnedBytes {
-  std::string bytes;
-};
-void FreeSerializedExecutable(PJRT_SerializedExecutable* p) { delete reinterpret_cast<OwnedBytes*>(p); }
-void FreeSerializedCompileOptions(PJRT_SerializedCompileOptions* p) {
-  delete reinterpret_cast<OwnedBytes*>(p);
-}
-void FreeDeviceAssignment(PJRT_DeviceAssignmentSerialized* p) { delete reinterpret_cast<OwnedBytes*>(p); }
-}  // namespace
-
 PJRT_Error* Executable_Serialize(PJRT_Executable_Serialize_Args* args) {
-  PYRT_ARGS(args, serialized_executable_deleter);
-  PYRT_NOT_NULL(args->executable);
-  auto owned = std::make_unique<OwnedBytes>();
-  PYRT_RETURN_IF_ERROR(bridge::Serialize(*args->executable->info->program, &owned->bytes));
-  args->serialized_bytes = owned->bytes.data();
-  args->serialized_bytes_size = owned->bytes.size();
-  args->serialized_executable = reinterpret_cast<PJRT_SerializedExecutable*>(owned.release());
-  args->serialized_executable_deleter = &FreeSerializedExecutable;
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, serialized_executable_deleter);
+  std::string bytes;
+  PYRT_RETURN_IF_ERROR(bridge::Serialize(program, &bytes));
+  return ReturnBytes(std::move(bytes), &args->serialized_bytes, &args->serialized_bytes_size,
+                     &args->serialized_executable, &args->serialized_executable_deleter);
 }
 
 PJRT_Error* Executable_GetCompileOptions(PJRT_Executable_GetCompileOptions_Args* args) {
   PYRT_EXECUTABLE_ARGS(args, serialized_compile_options_deleter);
-  auto* owned = new OwnedBytes{program.compile_options};
-  args->serialized_bytes = owned->bytes.data();
-  args->serialized_bytes_size = owned->bytes.size();
-  args->serialized_compile_options = reinterpret_cast<PJRT_SerializedCompileOptions*>(owned);
-  args->serialized_compile_options_deleter = &FreeSerializedCompileOptions;
-  return nullptr;
+  return ReturnBytes(program.compile_options, &args->serialized_bytes, &args->serialized_bytes_size,
+                     &args->serialized_compile_options, &args->serialized_compile_options_deleter);
 }
 
 PJRT_Error* Executable_OutputElementTypes(PJRT_Executable_OutputElementTypes_Args* args) {
-  PYRT_ARGS(args, num_output_types);
-  PYRT_NOT_NULL(args->executable);
-  const ExecutableInfo& info = *args->executable->info;
+  PYRT_EXECUTABLE_ARGS(args, num_output_types);
   args->output_types = const_cast<PJRT_Buffer_Type*>(info.output_types.data());
   args->num_output_types = info.output_types.size();
   return nullptr;
 }
 
 PJRT_Error* Executable_OutputDimensions(PJRT_Executable_OutputDimensions_Args* args) {
-  PYRT_ARGS(args, dim_sizes);
-  PYRT_NOT_NULL(args->executable);
-  const ExecutableInfo& info = *args->executable->info;
-  args->num_outputs = info.output_ranks.size();
+  PYRT_EXECUTABLE_ARGS(args, dim_sizes);
   args->dims = info.output_dims.data();
-  args->dim_sizes = info.output_ranks.data();
-  return nullptr;
+  return ReturnList(&args->dim_sizes, &args->num_outputs, info.output_ranks);
 }
 
 PJRT_Error* Executable_Fingerprint(PJRT_Executable_Fingerprint_Args* args) {
   PYRT_EXECUTABLE_ARGS(args, executable_fingerprint_size);
-  args->executable_fingerprint = program.fingerprint.data();
-  args->executable_fingerprint_size = program.fingerprint.size();
-  return nullptr;
+  return ReturnList(&args->executable_fingerprint, &args->executable_fingerprint_size,
+                    program.fingerprint);
 }
 
 PJRT_Error* Executable_DeserializeAndLoad(PJRT_Executable_DeserializeAndLoad_Args* args) {
@@ -220,54 +183,41 @@ PJRT_Error* LoadedExecutable_GetExecutable(PJRT_LoadedExecutable_GetExecutable_A
 }
 
 PJRT_Error* LoadedExecutable_AddressableDevices(PJRT_LoadedExecutable_AddressableDevices_Args* args) {
-  PYRT_ARGS(args, num_addressable_devices);
-  PYRT_NOT_NULL(args->executable);
-  args->addressable_devices = args->executable->devices.data();
-  args->num_addressable_devices = args->executable->devices.size();
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, num_addressable_devices);
+  return ReturnList(&args->addressable_devices, &args->num_addressable_devices,
+                    args->executable->devices);
 }
 
 PJRT_Error* LoadedExecutable_AddressableDeviceLogicalIds(
     PJRT_LoadedExecutable_AddressableDeviceLogicalIds_Args* args) {
-  PYRT_ARGS(args, num_addressable_device_logical_ids);
-  PYRT_NOT_NULL(args->executable);
-  args->addressable_device_logical_ids = args->executable->logical_ids.data();
-  args->num_addressable_device_logical_ids = args->executable->logical_ids.size();
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, num_addressable_device_logical_ids);
+  return ReturnList(&args->addressable_device_logical_ids,
+                    &args->num_addressable_device_logical_ids, args->executable->logical_ids);
 }
 
 PJRT_Error* LoadedExecutable_Delete(PJRT_LoadedExecutable_Delete_Args* args) {
-  PYRT_ARGS(args, executable);
-  PYRT_NOT_NULL(args->executable);
+  PYRT_EXECUTABLE_ARGS(args, executable);
   args->executable->deleted = true;  // runs in flight hold the program and finish
   return nullptr;
 }
 
 PJRT_Error* LoadedExecutable_IsDeleted(PJRT_LoadedExecutable_IsDeleted_Args* args) {
-  PYRT_ARGS(args, is_deleted);
-  PYRT_NOT_NULL(args->executable);
+  PYRT_EXECUTABLE_ARGS(args, is_deleted);
   args->is_deleted = args->executable->deleted;
   return nullptr;
 }
 
 PJRT_Error* LoadedExecutable_Fingerprint(PJRT_LoadedExecutable_Fingerprint_Args* args) {
-  PYRT_ARGS(args, executable_fingerprint_size);
-  PYRT_NOT_NULL(args->executable);
-  const std::string& f = args->executable->info->program->fingerprint;
-  args->executable_fingerprint = f.data();
-  args->executable_fingerprint_size = f.size();
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, executable_fingerprint_size);
+  return ReturnList(&args->executable_fingerprint, &args->executable_fingerprint_size,
+                    program.fingerprint);
 }
 
 PJRT_Error* LoadedExecutable_GetDeviceAssignment(PJRT_LoadedExecutable_GetDeviceAssignment_Args* args) {
-  PYRT_ARGS(args, serialized_device_assignment_deleter);
-  PYRT_NOT_NULL(args->executable);
-  auto* owned = new OwnedBytes{args->executable->info->program->device_assignment};
-  args->serialized_bytes = owned->bytes.data();
-  args->serialized_bytes_size = owned->bytes.size();
-  args->serialized_device_assignment = reinterpret_cast<PJRT_DeviceAssignmentSerialized*>(owned);
-  args->serialized_device_assignment_deleter = &FreeDeviceAssignment;
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, serialized_device_assignment_deleter);
+  return ReturnBytes(program.device_assignment, &args->serialized_bytes,
+                     &args->serialized_bytes_size, &args->serialized_device_assignment,
+                     &args->serialized_device_assignment_deleter);
 }
 
 PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {

@@ -119,21 +119,11 @@ PJRT_Error* Layouts_MemoryLayout_Destroy(PJRT_Layouts_MemoryLayout_Destroy_Args*
   return nullptr;
 }
 
-namespace {
-void DeleteSerializedLayout(PJRT_Layouts_SerializedLayout* layout) {
-  delete reinterpret_cast<std::string*>(layout);
-}
-}  // namespace
-
 PJRT_Error* Layouts_MemoryLayout_Serialize(PJRT_Layouts_MemoryLayout_Serialize_Args* args) {
   PYRT_ARGS(args, serialized_layout_deleter);
   PYRT_NOT_NULL(args->layout);
-  auto* text = new std::string(args->layout->text);
-  args->serialized_bytes = text->data();
-  args->serialized_bytes_size = text->size();
-  args->serialized_layout = reinterpret_cast<PJRT_Layouts_SerializedLayout*>(text);
-  args->serialized_layout_deleter = &DeleteSerializedLayout;
-  return nullptr;
+  return ReturnBytes(args->layout->text, &args->serialized_bytes, &args->serialized_bytes_size,
+                     &args->serialized_layout, &args->serialized_layout_deleter);
 }
 
 PJRT_Error* Layouts_Client_GetDefaultLayout(PJRT_Layouts_Client_GetDefaultLayout_Args* args) {
@@ -155,22 +145,24 @@ PJRT_Error* Layouts_Topology_GetDefaultLayout(void*) {
       "PJRT_Layouts_PJRT_Topology_GetDefaultLayout: pyrt has no topology descriptions"));
 }
 
-PJRT_Error* Layouts_Executable_OutputLayouts(PJRT_Layouts_Executable_Layouts_Args* args) {
-  PYRT_ARGS(args, layouts);
-  PYRT_NOT_NULL(args->executable);
-  const ExecutableInfo& info = *args->executable->info;
-  args->num_layouts = info.output_layout_ptrs.size();
-  args->layouts = const_cast<PJRT_Layouts_MemoryLayout**>(info.output_layout_ptrs.data());
+namespace {
+// The layouts of an executable's outputs or parameters, owned by the executable.
+PJRT_Error* ReturnLayouts(PJRT_Layouts_Executable_Layouts_Args* args,
+                          const std::vector<PJRT_Layouts_MemoryLayout*>& layouts) {
+  args->num_layouts = layouts.size();
+  args->layouts = const_cast<PJRT_Layouts_MemoryLayout**>(layouts.data());
   return nullptr;
+}
+}  // namespace
+
+PJRT_Error* Layouts_Executable_OutputLayouts(PJRT_Layouts_Executable_Layouts_Args* args) {
+  PYRT_EXECUTABLE_ARGS(args, layouts);
+  return ReturnLayouts(args, info.output_layout_ptrs);
 }
 
 PJRT_Error* Layouts_Executable_ParameterLayouts(PJRT_Layouts_Executable_Layouts_Args* args) {
-  PYRT_ARGS(args, layouts);
-  PYRT_NOT_NULL(args->executable);
-  const ExecutableInfo& info = *args->executable->info;
-  args->num_layouts = info.input_layout_ptrs.size();
-  args->layouts = const_cast<PJRT_Layouts_MemoryLayout**>(info.input_layout_ptrs.data());
-  return nullptr;
+  PYRT_EXECUTABLE_ARGS(args, layouts);
+  return ReturnLayouts(args, info.input_layout_ptrs);
 }
 
 }  // namespace pyrt
