@@ -297,15 +297,18 @@ struct FieldReader {
   bool (*read)(PyObject* value, Program* p);
 };
 
+// Reads the attribute `field` with `reader` into the Program member of the same name.
+#define PYRT_FIELD(field, reader) \
+  { #field, [](PyObject* v, Program* p) { return reader(v, &p->field); } }
+
 const FieldReader kCompiledFields[] = {
-    {"name", [](PyObject* v, Program* p) { return ReadString(v, &p->name); }},
-    {"fingerprint", [](PyObject* v, Program* p) { return ReadString(v, &p->fingerprint); }},
-    {"text", [](PyObject* v, Program* p) { return ReadString(v, &p->text); }},
-    {"compile_options", [](PyObject* v, Program* p) { return ReadString(v, &p->compile_options); }},
-    {"device_assignment",
-     [](PyObject* v, Program* p) { return ReadString(v, &p->device_assignment); }},
-    {"num_replicas", [](PyObject* v, Program* p) { return ReadInt(v, &p->num_replicas); }},
-    {"num_partitions", [](PyObject* v, Program* p) { return ReadInt(v, &p->num_partitions); }},
+    PYRT_FIELD(name, ReadString),
+    PYRT_FIELD(fingerprint, ReadString),
+    PYRT_FIELD(text, ReadString),
+    PYRT_FIELD(compile_options, ReadString),
+    PYRT_FIELD(device_assignment, ReadString),
+    PYRT_FIELD(num_replicas, ReadInt),
+    PYRT_FIELD(num_partitions, ReadInt),
     {"device_ids",
      [](PyObject* v, Program* p) {
        std::vector<int64_t> ids;
@@ -313,28 +316,22 @@ const FieldReader kCompiledFields[] = {
        p->device_ids.assign(ids.begin(), ids.end());
        return true;
      }},
-    {"inputs", [](PyObject* v, Program* p) { return ReadSpecs(v, &p->inputs); }},
-    {"outputs", [](PyObject* v, Program* p) { return ReadSpecs(v, &p->outputs); }},
-    {"input_memory_kinds",
-     [](PyObject* v, Program* p) { return ReadStrings(v, &p->input_memory_kinds); }},
-    {"output_memory_kinds",
-     [](PyObject* v, Program* p) { return ReadStrings(v, &p->output_memory_kinds); }},
-    {"cost_analysis", [](PyObject* v, Program* p) { return ReadCosts(v, &p->cost_analysis); }},
-    {"input_output_aliases",
-     [](PyObject* v, Program* p) { return ReadAliases(v, &p->input_output_aliases); }},
-    {"argument_size_in_bytes",
-     [](PyObject* v, Program* p) { return ReadInt(v, &p->argument_size_in_bytes); }},
-    {"output_size_in_bytes",
-     [](PyObject* v, Program* p) { return ReadInt(v, &p->output_size_in_bytes); }},
-    {"alias_size_in_bytes",
-     [](PyObject* v, Program* p) { return ReadInt(v, &p->alias_size_in_bytes); }},
-    {"temp_size_in_bytes",
-     [](PyObject* v, Program* p) { return ReadInt(v, &p->temp_size_in_bytes); }},
-    {"code_size_in_bytes",
-     [](PyObject* v, Program* p) { return ReadInt(v, &p->code_size_in_bytes); }},
-    {"run_inline", [](PyObject* v, Program* p) { return ReadBool(v, &p->run_inline); }},
-    {"synchronous", [](PyObject* v, Program* p) { return ReadBool(v, &p->synchronous); }},
+    PYRT_FIELD(inputs, ReadSpecs),
+    PYRT_FIELD(outputs, ReadSpecs),
+    PYRT_FIELD(input_memory_kinds, ReadStrings),
+    PYRT_FIELD(output_memory_kinds, ReadStrings),
+    PYRT_FIELD(cost_analysis, ReadCosts),
+    PYRT_FIELD(input_output_aliases, ReadAliases),
+    PYRT_FIELD(argument_size_in_bytes, ReadInt),
+    PYRT_FIELD(output_size_in_bytes, ReadInt),
+    PYRT_FIELD(alias_size_in_bytes, ReadInt),
+    PYRT_FIELD(temp_size_in_bytes, ReadInt),
+    PYRT_FIELD(code_size_in_bytes, ReadInt),
+    PYRT_FIELD(run_inline, ReadBool),
+    PYRT_FIELD(synchronous, ReadBool),
 };
+
+#undef PYRT_FIELD
 
 // Copies everything C++ needs out of a jax_pyrt._bridge.Compiled record. GIL held.
 Status ReadProgram(PyObject* compiled, std::shared_ptr<Program>* program) {
