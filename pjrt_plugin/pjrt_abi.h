@@ -4,7 +4,8 @@
 // in api_slots.inc. It declares only what pyrt reads or writes: the PJRT_Api table, the shared
 // types, and the *_Args structs of the entry points we implement. Every *_Args struct begins with
 // {size_t struct_size; PJRT_Extension_Base* extension_start;}; callers set struct_size to the
-// size they were built with, and api.cc refuses structs shorter than the fields it touches.
+// size they were built with, and the entry points refuse structs shorter than the fields they
+// touch (api_common.h).
 #ifndef PYRT_PJRT_PLUGIN_PJRT_ABI_H_
 #define PYRT_PJRT_PLUGIN_PJRT_ABI_H_
 
