@@ -72,9 +72,9 @@ inline PJRT_Error* CheckArgs(const void* args, size_t needed, const char* fn) {
   PYRT_ARGS(args, last_field);             \
   PYRT_NOT_NULL(args->buffer);             \
   PJRT_Buffer* buffer = args->buffer;
-#define PYRT_EXECUTABLE_ARGS(args, last_field)                             \
-  PYRT_ARGS(args, last_field);                                             \
-  PYRT_NOT_NULL(args->executable);                                         \
+#define PYRT_EXECUTABLE_ARGS(args, last_field)                           \
+  PYRT_ARGS(args, last_field);                                           \
+  PYRT_NOT_NULL(args->executable);                                       \
   [[maybe_unused]] const ExecutableInfo& info = *args->executable->info; \
   [[maybe_unused]] const Program& program = *info.program;
 
