@@ -28,5 +28,5 @@ def library_path():
 def memory_stats(device):
     """Per-device allocation counters: bytes_in_use, peak_bytes_in_use, live_arrays, num_allocs."""
     stats = dict(device.memory_stats())
-    stats["live_arrays"] = stats.pop("pool_bytes", 0)  # see Device_MemoryStats in api.cc
+    stats["live_arrays"] = stats.pop("pool_bytes", 0)  # see Device_MemoryStats in device_api.cc
     return stats
