@@ -1,0 +1,258 @@
+"""Runs JAX's own test suite on pyrt and on XLA:CPU, side by side, and writes docs/conformance.md.
+
+    python tests/jax_suite.py PATH_TO_JAX_CHECKOUT [FILE ...] [--set default|wide|multi-device]
+                              [-n WORKERS] [--results DIR]
+
+PATH_TO_JAX_CHECKOUT is a checkout of github.com/jax-ml/jax at the tag of the installed jax
+(jax-v0.10.2): its `tests/` directory, `conftest.py` and `pyproject.toml` (pytest's settings).
+Each chosen test file runs twice with pytest-xdist, under `JAX_PLATFORMS=pyrt,cpu` (pyrt is the
+device under test, CPU stays available as JAX's tests expect) and under `JAX_PLATFORMS=cpu`.
+The runner then compares the two per test and writes, per file, passed / failed / skipped on
+both, the tests skipped only on pyrt (JAX's platform allow-lists), and every test that fails on
+pyrt but not on CPU, with its reason from KNOWN below or marked as unexplained.
+
+The multi-device set runs with 8 devices on both platforms. `--from DIR` (repeatable, one
+per set) renders the document from the JUnit reports of earlier runs kept in DIR.
+Needs JAX's test requirements: `pip install ".[jax-tests]"`.
+"""
+
+import argparse
+import collections
+import datetime
+import fnmatch
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOC = os.path.join(HERE, os.pardir, "docs", "conformance.md")
+
+# The files the conformance table covers (globs under tests/ of the JAX checkout).
+DEFAULT_SET = [
+    "lax_test.py", "lax_numpy*_test.py", "lax_control_flow_test.py", "random_test.py",
+    "random_lax_test.py", "fft_test.py", "lax_vmap_test.py", "lax_vmap_op_test.py",
+    "lax_autodiff_test.py", "linalg_test.py", "api_test.py",
+]
+WIDE_SET = DEFAULT_SET + [
+    "nn_test.py", "lax_scipy*_test.py", "scipy_*_test.py", "image_test.py", "batching_test.py",
+    "dtypes_test.py", "x64_context_test.py", "checkify_test.py", "debug_nans_test.py",
+    "debugging_primitives_test.py", "python_callback_test.py", "custom_linear_solve_test.py",
+    "custom_root_test.py", "ode_test.py", "export_test.py", "compilation_cache_test.py",
+    "mutable_array_test.py",
+]
+
+# JAX's multi-device tests, run with 8 devices on each platform (they ask for 8 CPU devices).
+MULTI_DEVICE_SET = [
+    "pmap_test.py", "shard_map_test.py", "pjit_test.py", "array_test.py",
+    "multi_device_test.py", "memories_test.py",
+]
+SETS = {"default": (DEFAULT_SET, 1), "wide": (WIDE_SET, 1), "multi-device": (MULTI_DEVICE_SET, 8)}
+
+PLATFORMS = {"pyrt": "pyrt,cpu", "cpu": "cpu"}
+
+# Tests that fail on pyrt but pass on XLA:CPU for a reason that is not a pyrt bug: fnmatch
+# pattern over "file::Class::test" -> reason. Every entry is explained in docs/conformance.md.
+KNOWN = {}
+
+
+def test_files(checkout, patterns):
+    files = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.join(checkout, "tests", pattern)))
+        if not matches:
+            sys.exit(f"jax_suite: no test file matches {pattern!r} under {checkout}/tests")
+        files += [os.path.basename(m) for m in matches if os.path.basename(m) not in files]
+    return files
+
+
+def run_pytest(checkout, files, platform, workers, devices, report):
+    env = dict(os.environ, JAX_PLATFORMS=PLATFORMS[platform], PYRT_DEVICE_COUNT=str(devices),
+               JAX_NUM_CPU_DEVICES=str(devices))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "-o", "junit_family=xunit1", f"--junitxml={report}", "--tb=line",
+               "-n", str(workers)] + [f"tests/{f}" for f in files]
+    start = time.time()
+    log = report[:-len(".xml")] + ".log"
+    with open(log, "w") as out:
+        subprocess.run(command, cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return time.time() - start
+
+
+def read_report(report):
+    """{test id: (outcome, message)} from a JUnit report; outcome is passed/failed/skipped."""
+    results = {}
+    for case in ElementTree.parse(report).getroot().iter("testcase"):
+        path = case.get("file") or case.get("classname", "").replace(".", "/") + ".py"
+        cls = case.get("classname", "").rsplit(".", 1)[-1]
+        test_id = f"{os.path.basename(path)}::{cls}::{case.get('name')}"
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome, message = "failed", child.get("message") or (child.text or "")
+                break
+            if child.tag == "skipped":
+                outcome, message = "skipped", child.get("message") or ""
+        if test_id in results and results[test_id][0] == "failed":
+            continue  # a teardown error after a pass still counts as a failure
+        results[test_id] = (outcome, message)
+    return results
+
+
+def known_reason(test_id):
+    for pattern, reason in KNOWN.items():
+        if fnmatch.fnmatch(test_id, pattern):
+            return reason
+    return None
+
+
+def summarize(results):
+    """Per file: outcome counts on each platform, pyrt-only skips and pyrt-only failures."""
+    files = collections.defaultdict(lambda: {
+        "pyrt": collections.Counter(), "cpu": collections.Counter(),
+        "platform_skips": [], "regressions": [], "both_fail": []})
+    for test_id in sorted(set(results["pyrt"]) | set(results["cpu"])):
+        entry = files[test_id.split("::", 1)[0]]
+        pyrt = results["pyrt"].get(test_id, ("missing", ""))
+        cpu = results["cpu"].get(test_id, ("missing", ""))
+        entry["pyrt"][pyrt[0]] += 1
+        entry["cpu"][cpu[0]] += 1
+        if pyrt[0] == "skipped" and cpu[0] != "skipped":
+            entry["platform_skips"].append((test_id, pyrt[1]))
+        if pyrt[0] == "failed" and cpu[0] == "failed":
+            entry["both_fail"].append((test_id, pyrt[1]))
+        elif pyrt[0] == "failed":
+            entry["regressions"].append((test_id, pyrt[1]))
+    return dict(sorted(files.items()))
+
+
+def _short(message, limit=160):
+    message = re.sub(r"\s+", " ", message).strip()
+    return message if len(message) <= limit else message[:limit - 3] + "..."
+
+
+def _skip_reason_class(message):
+    """A skip message without its test-specific parts, to group pyrt-only skips."""
+    message = re.sub(r"test\w+ not supported", "<test> not supported", message)
+    return _short(re.sub(r"\d+", "N", message), 120)
+
+
+def render_table(summary):
+    lines = [
+        "| file | pyrt passed | pyrt failed | pyrt skipped | CPU passed | CPU failed | CPU skipped "
+        "| pyrt-only skips | regressions |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    total = collections.Counter()
+    for name, entry in summary.items():
+        row = [entry["pyrt"]["passed"], entry["pyrt"]["failed"], entry["pyrt"]["skipped"],
+               entry["cpu"]["passed"], entry["cpu"]["failed"], entry["cpu"]["skipped"],
+               len(entry["platform_skips"]), len(entry["regressions"])]
+        for key, value in enumerate(row):
+            total[key] += value
+        lines.append(f"| {name} | " + " | ".join(map(str, row)) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{total[k]}**" for k in range(8)) + " |")
+    return lines
+
+
+def render_failures(summary):
+    regressions = [(t, m) for e in summary.values() for t, m in e["regressions"]]
+    lines = ["", "Failures on pyrt that XLA:CPU passes:", ""]
+    for test_id, message in regressions:
+        reason = known_reason(test_id)
+        lines.append(f"- `{test_id}`: " + (reason if reason else
+                                            f"**unexplained** ({_short(message)})"))
+    if not regressions:
+        lines.append("None.")
+    both = [(t, m) for e in summary.values() for t, m in e["both_fail"]]
+    lines += ["", "Failures XLA:CPU has too (not pyrt's):", ""]
+    lines += [f"- `{t}`: {_short(m)}" for t, m in both] or ["None."]
+    unexplained = sum(known_reason(t) is None for t, _ in regressions)
+    return lines, unexplained
+
+
+def render(sections, jax_tag, date):
+    """sections: [(set name, device count, summary, durations)] -> (markdown, unexplained)."""
+    lines = [
+        "# Conformance: JAX's own test suite on pyrt",
+        "",
+        f"Generated by `python tests/jax_suite.py` on {date}, with JAX's tests at tag `{jax_tag}`",
+        "against the installed jax and jaxlib 0.10.2. Each file ran under `JAX_PLATFORMS=pyrt,cpu`",
+        "(pyrt is the device under test) and under `JAX_PLATFORMS=cpu` (XLA:CPU), with",
+        "JAX's default settings (`JAX_NUM_GENERATED_CASES=10`, x64 off) and the same number of",
+        "devices on both (`PYRT_DEVICE_COUNT`, `JAX_NUM_CPU_DEVICES`).",
+        "",
+        "**pyrt-only skips** are tests JAX skips on any platform it does not know (its tests",
+        "allow-list `cpu`/`gpu`/`tpu`); **regressions** fail on pyrt and pass on XLA:CPU.",
+    ]
+    unexplained = 0
+    skips = collections.Counter()
+    for name, devices, summary, durations in sections:
+        lines += ["", f"## The {name} set ({devices} device{'s' if devices > 1 else ''})", "",
+                  "Wall time: " + ", ".join(f"{p} {d / 60:.1f} min"
+                                            for p, d in durations.items()) + ".", ""]
+        lines += render_table(summary)
+        failures, count = render_failures(summary)
+        lines += failures
+        unexplained += count
+        skips.update(_skip_reason_class(m) for e in summary.values()
+                     for _, m in e["platform_skips"])
+    lines += ["", "## Tests skipped only on pyrt", "",
+              "JAX decides these skips by platform name, before running anything on pyrt.",
+              "", "| skip reason | tests |", "| --- | ---: |"]
+    for reason, count in skips.most_common():
+        lines.append(f"| {reason.replace('|', '/')} | {count} |")
+    return "\n".join(lines) + "\n", unexplained
+
+
+def run_set(args):
+    """Runs the chosen files on each platform; returns the results directory."""
+    names, devices = SETS[args.set]
+    files = test_files(args.checkout, args.files or names)
+    os.makedirs(args.results, exist_ok=True)
+    durations = {}
+    for platform in args.platforms.split(","):
+        report = os.path.join(args.results, f"{platform}.xml")
+        durations[platform] = run_pytest(args.checkout, files, platform, args.workers,
+                                         devices, report)
+        print(f"jax_suite: {platform} ran {len(files)} files in "
+              f"{durations[platform] / 60:.1f} min", flush=True)
+    with open(os.path.join(args.results, "run.json"), "w") as f:
+        json.dump({"set": args.set, "devices": devices, "durations": durations}, f)
+    return args.results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkout", help="checkout of github.com/jax-ml/jax at the installed tag")
+    parser.add_argument("files", nargs="*", help="test files (globs) under tests/")
+    parser.add_argument("--set", choices=sorted(SETS), default="default")
+    parser.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers")
+    parser.add_argument("--platforms", default="pyrt,cpu", help="which runs to make")
+    parser.add_argument("--results", default="jax_suite_results", help="keep reports here")
+    parser.add_argument("--from", dest="previous", action="append",
+                        help="only render the reports kept in DIR (repeat for several sets)")
+    parser.add_argument("--write", nargs="?", const=DOC, help="write the markdown table here")
+    parser.add_argument("--tag", default="jax-v0.10.2")
+    args = parser.parse_args()
+
+    sections = []
+    for directory in args.previous or [run_set(args)]:
+        with open(os.path.join(directory, "run.json")) as f:
+            run = json.load(f)
+        results = {p: read_report(os.path.join(directory, f"{p}.xml")) for p in PLATFORMS}
+        sections.append((run["set"], run["devices"], summarize(results), run["durations"]))
+    markdown, unexplained = render(sections, args.tag, datetime.date.today().isoformat())
+    if args.write:
+        with open(args.write, "w") as f:
+            f.write(markdown)
+    print(markdown)
+    return 1 if unexplained else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
