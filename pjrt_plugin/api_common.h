@@ -145,7 +145,7 @@ PJRT_Error* Layouts_Topology_GetDefaultLayout(void* args);
 PJRT_Error* Layouts_Executable_OutputLayouts(PJRT_Layouts_Executable_Layouts_Args* args);
 PJRT_Error* Layouts_Executable_ParameterLayouts(PJRT_Layouts_Executable_Layouts_Args* args);
 
-// The Shardings extension (executable_api.cc): none for a program that is not partitioned.
+// The Shardings extension (executable_api.cc): what Shardy assigned; none on one device.
 PJRT_Error* Shardings_ParameterShardings(PJRT_Shardings_Executable_Shardings_Args* args);
 PJRT_Error* Shardings_OutputShardings(PJRT_Shardings_Executable_Shardings_Args* args);
 

@@ -243,6 +243,16 @@ PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {
     if (has_outputs) PYRT_NOT_NULL(args->output_lists[d]);
     if (args->num_args > 0) PYRT_NOT_NULL(args->argument_lists[d]);
   }
+  if (devices.size() > 1) {  // one run over several devices: all at once
+    std::vector<std::shared_ptr<Completion>> done;
+    PYRT_RETURN_IF_ERROR(ExecuteOnDevices(exe, devices, args->argument_lists, args->num_args,
+                                          options, has_outputs ? args->output_lists : nullptr,
+                                          &done));
+    for (size_t d = 0; d < devices.size() && args->device_complete_events != nullptr; ++d) {
+      args->device_complete_events[d] = NewEvent(done[d]);
+    }
+    return nullptr;
+  }
   for (size_t d = 0; d < devices.size(); ++d) {
     std::shared_ptr<Completion> done;
     Status s = Execute(exe, devices[d], args->num_args ? args->argument_lists[d] : nullptr,
@@ -269,24 +279,28 @@ PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {
 // ---------------------------------------------------------------- the Shardings extension
 
 namespace {
-// A program that is not partitioned reports no shardings (NULL), as XLA:CPU's executables do for
-// one device.
-PJRT_Error* NoShardings(PJRT_Shardings_Executable_Shardings_Args* args, size_t count) {
+// A program on one device reports no shardings (NULL), as XLA:CPU's executables do; a partitioned
+// one reports the OpSharding of each parameter and output, as Shardy assigned them.
+PJRT_Error* ReturnShardings(PJRT_Shardings_Executable_Shardings_Args* args, size_t count,
+                            const std::vector<const char*>& pointers,
+                            const std::vector<size_t>& sizes) {
   args->num_shardings = count;
-  args->shardings = nullptr;
-  args->sharding_sizes = nullptr;
+  args->shardings = pointers.empty() ? nullptr : pointers.data();
+  args->sharding_sizes = sizes.empty() ? nullptr : sizes.data();
   return nullptr;
 }
 }  // namespace
 
 PJRT_Error* Shardings_ParameterShardings(PJRT_Shardings_Executable_Shardings_Args* args) {
   PYRT_EXECUTABLE_ARGS(args, sharding_sizes);
-  return NoShardings(args, program.inputs.size());
+  return ReturnShardings(args, program.inputs.size(), info.parameter_sharding_ptrs,
+                         info.parameter_sharding_sizes);
 }
 
 PJRT_Error* Shardings_OutputShardings(PJRT_Shardings_Executable_Shardings_Args* args) {
   PYRT_EXECUTABLE_ARGS(args, sharding_sizes);
-  return NoShardings(args, program.outputs.size());
+  return ReturnShardings(args, program.outputs.size(), info.output_sharding_ptrs,
+                         info.output_sharding_sizes);
 }
 
 }  // namespace pyrt

@@ -329,6 +329,8 @@ const FieldReader kCompiledFields[] = {
     PYRT_FIELD(code_size_in_bytes, ReadInt),
     PYRT_FIELD(run_inline, ReadBool),
     PYRT_FIELD(synchronous, ReadBool),
+    PYRT_FIELD(parameter_shardings, ReadStrings),
+    PYRT_FIELD(output_shardings, ReadStrings),
 };
 
 #undef PYRT_FIELD
@@ -494,8 +496,9 @@ Status Run(const Program& program, const RunPlace& place,
     PyList_SET_ITEM(donated_list.get(), i, PyLong_FromLongLong(donated[i]));
   }
   // run() returns, per output, a donated input's index or a new flat uint8 array.
-  Ref args(Py_BuildValue("(OOOiii)", program.handle, views.get(), donated_list.get(),
-                         place.device, place.replica, place.partition));
+  Ref args(Py_BuildValue("(OOOiiiKi)", program.handle, views.get(), donated_list.get(),
+                         place.device, place.replica, place.partition,
+                         static_cast<unsigned long long>(place.run), place.devices));
   Status status = args ? Status::Ok() : FetchError("execute");
   Ref results = args ? CallBridge("run", args.get(), &status) : Ref();
   if (!results) return status;

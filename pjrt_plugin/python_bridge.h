@@ -55,6 +55,8 @@ struct Program {
   int64_t code_size_in_bytes = 0;
   bool run_inline = false;  // cheap enough to run on the caller's thread (see runtime.cc)
   bool synchronous = false;  // Execute returns only when it has run (see runtime.cc)
+  // Serialized xla.OpSharding of each parameter and output; empty for a program on one device.
+  std::vector<std::string> parameter_shardings, output_shardings;
 };
 
 namespace bridge {
@@ -68,9 +70,13 @@ Status Serialize(const Program& program, std::string* serialized);
 // Which device runs one run of a program: its ordinal among the run's devices, and its replica
 // and partition ids (what stablehlo.replica_id / partition_id give).
 struct RunPlace {
-  int device = 0;
+  int device = 0;  // the device's id (PJRT_Device_Id)
   int replica = 0;
   int partition = 0;
+  // The run this device run belongs to, and how many devices run it: the device runs of one run
+  // meet through one communicator for their collectives.
+  uint64_t run = 0;
+  int devices = 1;
 };
 
 // Runs `program` on views of `inputs`. Each output is a NumPy array that becomes the storage of

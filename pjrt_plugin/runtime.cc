@@ -81,6 +81,14 @@ ExecutableInfo::ExecutableInfo(std::shared_ptr<Program> p) : program(std::move(p
   for (const ArraySpec& out : program->outputs) output_layouts.push_back({RowMajorLayout(out.dims.size())});
   for (auto& l : input_layouts) input_layout_ptrs.push_back(&l);
   for (auto& l : output_layouts) output_layout_ptrs.push_back(&l);
+  for (const std::string& s : program->parameter_shardings) {
+    parameter_sharding_ptrs.push_back(s.data());
+    parameter_sharding_sizes.push_back(s.size());
+  }
+  for (const std::string& s : program->output_shardings) {
+    output_sharding_ptrs.push_back(s.data());
+    output_sharding_sizes.push_back(s.size());
+  }
 }
 
 Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
@@ -115,6 +123,14 @@ Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
 // ---------------------------------------------------------------- Execute
 
 namespace {
+
+// Takes back output buffers that will not be handed out.
+void DeleteOutputs(const Program& program, PJRT_Buffer** outputs) {
+  for (size_t i = 0; i < program.outputs.size(); ++i) {
+    delete outputs[i];
+    outputs[i] = nullptr;
+  }
+}
 
 std::string ShapeString(PJRT_Buffer_Type type, const std::vector<int64_t>& dims) {
   std::string s = std::string(ElementTypeName(type)) + "[";
@@ -220,11 +236,11 @@ std::vector<std::shared_ptr<DeviceArray>> MakeOutputs(const Program& program, PJ
   return results;
 }
 
-// Which of the executable's devices `device` is, with its replica and partition.
+// Where `device` runs the executable: its id, replica and partition.
 bridge::RunPlace PlaceOf(const PJRT_LoadedExecutable& exe, PJRT_Device* device) {
   for (size_t d = 0; d < exe.devices.size(); ++d) {
     if (exe.devices[d] != device) continue;
-    return {static_cast<int>(d), exe.logical_ids[d].replica, exe.logical_ids[d].partition};
+    return {device->description.id, exe.logical_ids[d].replica, exe.logical_ids[d].partition};
   }
   return {};
 }
@@ -303,10 +319,7 @@ Status Dispatch(Job job, PJRT_Device* device, bool nested, bool inputs_ready,
   }
   Status status = completion->status();
   if (!status.ok()) {
-    for (size_t i = 0; i < program.outputs.size(); ++i) {
-      delete outputs[i];
-      outputs[i] = nullptr;
-    }
+    DeleteOutputs(program, outputs);
     return status;
   }
   *done = completion;
@@ -361,6 +374,67 @@ PJRT_Buffer* NewBuffer(PJRT_Memory* memory, PJRT_Device* device, PJRT_Buffer_Typ
   b->dims = std::move(dims);
   b->array_ = std::move(array);
   return b;
+}
+
+namespace {
+std::atomic<uint64_t> next_run{1};  // ids of runs, for the communicator of each
+}  // namespace
+
+Status ExecuteOnDevices(PJRT_LoadedExecutable* exe, const std::vector<PJRT_Device*>& devices,
+                        PJRT_Buffer* const* const* arg_lists, size_t num_args,
+                        const PJRT_ExecuteOptions* options, PJRT_Buffer** const* output_lists,
+                        std::vector<std::shared_ptr<Completion>>* done) {
+  std::shared_ptr<const ExecutableInfo> info = exe->info;
+  const Program& program = *info->program;
+  uint64_t run = next_run++;
+  std::vector<Job> jobs;
+  Status s;
+  for (size_t d = 0; d < devices.size() && s.ok(); ++d) {
+    PJRT_Device* device = devices[d];
+    PJRT_Buffer* const* args = num_args ? arg_lists[d] : nullptr;
+    std::vector<std::shared_ptr<DeviceArray>> inputs;
+    std::vector<int64_t> donating;
+    s = CheckArguments(*exe, device, args, num_args, &inputs);
+    if (s.ok() && device->worker->OnWorkerThread()) {
+      s = FailedPrecondition("pyrt: a host callback started '" + program.name + "', a program "
+                             "over several devices, on a device its own program occupies; run "
+                             "it outside the callback");
+    }
+    if (s.ok()) s = TakeDonations(program, args, num_args, options, inputs, &donating);
+    if (!s.ok()) break;
+    bridge::RunPlace place = PlaceOf(*exe, device);
+    place.run = run;
+    place.devices = static_cast<int>(devices.size());
+    jobs.push_back(Job{info, place, std::move(inputs),
+                       MakeOutputs(program, device, output_lists ? output_lists[d] : nullptr),
+                       std::make_shared<Completion>(), &device->stats, std::move(donating)});
+  }
+  if (!s.ok()) {
+    for (size_t d = 0; d < jobs.size(); ++d) DeleteOutputs(program, output_lists[d]);
+    return s;
+  }
+  done->clear();
+  for (const Job& job : jobs) done->push_back(job.completion);
+  {
+    bridge::ScopedGilRelease no_gil;  // Schedule may wait for queue space; workers need the GIL
+    std::lock_guard<std::mutex> lock(devices.front()->client->launch_mu);
+    for (size_t d = 0; d < jobs.size(); ++d) devices[d]->worker->Schedule(std::move(jobs[d]));
+  }
+  if (!program.synchronous && !devices.front()->client->options.synchronous) {
+    return Status::Ok();
+  }
+  Status first;
+  {
+    bridge::ScopedGilRelease no_gil;
+    for (const auto& completion : *done) {
+      Status status = completion->Await();
+      if (first.ok() && !status.ok()) first = status;
+    }
+  }
+  if (!first.ok()) {
+    for (size_t d = 0; d < devices.size(); ++d) DeleteOutputs(program, output_lists[d]);
+  }
+  return first;
 }
 
 Status CopyToMemory(PJRT_Buffer* src, PJRT_Memory* memory, PJRT_Buffer** dst) {

@@ -81,6 +81,9 @@ struct ExecutableInfo {
   // Layouts extension: one layout per parameter / output, owned here.
   std::vector<PJRT_Layouts_MemoryLayout> input_layouts, output_layouts;
   std::vector<PJRT_Layouts_MemoryLayout*> input_layout_ptrs, output_layout_ptrs;
+  // Shardings extension: serialized OpSharding per parameter / output; empty when not partitioned.
+  std::vector<const char*> parameter_sharding_ptrs, output_sharding_ptrs;
+  std::vector<size_t> parameter_sharding_sizes, output_sharding_sizes;
 };
 
 }  // namespace pyrt
@@ -130,6 +133,10 @@ struct PJRT_Client {
   std::vector<std::unique_ptr<PJRT_Memory>> owned_memories;
   std::vector<PJRT_Device*> devices;
   std::vector<PJRT_Memory*> memories;
+  // Held while the jobs of a run over several devices are queued, so that every device's queue
+  // has the runs in the same order (two runs queued in opposite orders would each wait at a
+  // collective for a device busy with the other).
+  std::mutex launch_mu;
 };
 
 struct PJRT_Buffer {
@@ -196,6 +203,15 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
                std::shared_ptr<Completion>* done);
 
 // Copies `src` into a new buffer in `memory` once `src` is ready.
+// Runs `exe` on all `devices` at once (one device run each, on each device's worker, meeting
+// through one communicator), with `arg_lists[d]` on devices[d]; fills `output_lists[d]` and
+// `done[d]`. Never inline: each device run may wait for the others at a collective. On an error
+// nothing is handed out.
+Status ExecuteOnDevices(PJRT_LoadedExecutable* exe, const std::vector<PJRT_Device*>& devices,
+                        PJRT_Buffer* const* const* arg_lists, size_t num_args,
+                        const PJRT_ExecuteOptions* options, PJRT_Buffer** const* output_lists,
+                        std::vector<std::shared_ptr<Completion>>* done);
+
 Status CopyToMemory(PJRT_Buffer* src, PJRT_Memory* memory, PJRT_Buffer** dst);
 
 }  // namespace pyrt
