@@ -193,15 +193,18 @@ def test_shard_map_collectives(pyrt_device, cpu_device, dtype):
 
 # -- multi-device programs
 
-@pytest.mark.parametrize("replicas,partitions", [(2, 1), (1, 4)])
-def test_multi_device_collectives_are_unimplemented(pyrt_device, replicas, partitions):
+@pytest.mark.parametrize("replicas,partitions,code,message", [
+    (2, 1, "UNIMPLEMENTED", "compiled for one device, but this collective's group has 2"),
+    (1, 4, "INVALID_ARGUMENT", "names ids outside [0, 1)")])
+def test_collectives_need_a_program_compiled_for_their_group(pyrt_device, replicas, partitions,
+                                                              code, message):
     t = "tensor<4xf32>"
     text = module([("x", t)], [("r", t)],
                   f'    %r = "stablehlo.all_reduce"(%x) <{{replica_groups = dense<[[0, 1]]> : '
                   f"tensor<1x2xi64>}}>\n{region('stablehlo.add', 'tensor<f32>')} : ({t}) -> {t}",
                   replicas=replicas, partitions=partitions)
-    expect_error(pyrt_device, text, np.ones(4, np.float32),
-                 match=["stablehlo.all_reduce", "multi-device collectives are not supported yet"])
+    expect_error(pyrt_device, text, np.ones(4, np.float32), code=code,
+                 match=["stablehlo.all_reduce", message])
 
 
 @pytest.mark.parametrize("op_text", [
@@ -212,10 +215,10 @@ def test_multi_device_collectives_are_unimplemented(pyrt_device, replicas, parti
     '"stablehlo.collective_broadcast"(%x) <{replica_groups = dense<[[1, 0]]> : '
     'tensor<1x2xi64>}> : (tensor<4xf32>) -> tensor<4xf32>',
 ], ids=["all_gather", "collective_permute", "collective_broadcast"])
-def test_groups_naming_other_devices_are_unimplemented(pyrt_device, op_text):
+def test_groups_naming_other_devices_need_them(pyrt_device, op_text):
     text = module([("x", "tensor<4xf32>")], [("r", "tensor<4xf32>")], f"    %r = {op_text}")
-    expect_error(pyrt_device, text, np.ones(4, np.float32),
-                 match=["multi-device collectives are not supported yet"])
+    expect_error(pyrt_device, text, np.ones(4, np.float32), code="INVALID_ARGUMENT",
+                 match=["names ids outside [0, 1)", "compiled for 1 replicas x 1 partitions"])
 
 
 # -- tokens and host transfers

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import threading
 
+from .communicator import runs as communicators
 from .errors import InternalError, PyrtError, UnsupportedError
 from .executable import Executable
 from .ops.base import RunContext
@@ -46,6 +47,8 @@ class Compiled:
     code_size_in_bytes: int
     run_inline: bool           # cheap enough to run on the caller's thread
     synchronous: bool          # must finish inside Execute (host callbacks)
+    parameter_shardings: tuple  # serialized xla.OpSharding per parameter; () on one device
+    output_shardings: tuple     # and per result
 
     @classmethod
     def of(cls, executable):
@@ -57,7 +60,9 @@ class Compiled:
             output_memory_kinds=tuple(fields["output_memory_kinds"]),
             cost_analysis=tuple(fields["cost_analysis"].items()),
             input_output_aliases=tuple(tuple(p) for p in fields["input_output_aliases"]),
-            run_inline=bool(fields["run_inline"]), synchronous=bool(fields["synchronous"]))
+            run_inline=bool(fields["run_inline"]), synchronous=bool(fields["synchronous"]),
+            parameter_shardings=tuple(fields["parameter_shardings"]),
+            output_shardings=tuple(fields["output_shardings"]))
         return cls(handle=executable, inputs=tuple(executable.input_specs),
                    outputs=tuple(executable.output_specs), **fields)
 
@@ -99,11 +104,22 @@ def serialize(handle):
     return handle.serialize()
 
 
-def run(handle, views, donated, device, replica, partition):
-    """One run of a program on one device (PJRT_LoadedExecutable_Execute): `views` are the
+def run(handle, views, donated, device, replica, partition, run_id, devices):
+    """One device's part of a run of a program (PJRT_LoadedExecutable_Execute): `views` are the
     inputs' StorageViews, `donated` the inputs whose memory the outputs may take; returns per
-    output a donated input's index or a new flat uint8 array (Executable.execute)."""
-    return handle.execute(views, donated, RunContext(device, replica, partition))
+    output a donated input's index or a new flat uint8 array (Executable.execute). The
+    `devices` device runs of run `run_id` meet through one communicator."""
+    if devices == 1:
+        return handle.execute(views, donated, RunContext(device, replica, partition))
+    communicator = communicators.join(run_id, devices)
+    try:
+        return handle.execute(views, donated,
+                              RunContext(device, replica, partition, communicator))
+    except BaseException as e:
+        communicator.fail(device, e)  # the others must not wait for this device
+        raise
+    finally:
+        communicators.leave(run_id)
 
 
 # What to do about a program pyrt cannot run, appended to every compile-time UnsupportedError.

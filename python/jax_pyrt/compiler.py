@@ -204,10 +204,6 @@ class Compiler:
             lines.append((f"{indent}{target} = {self.bind(kernel.value, 'c')}", origin))
             return lines
         args = list(operands)
-        if isinstance(kernel, InContext):
-            kernel = kernel.kernel
-            args.insert(0, "ctx")
-        k = self.bind(kernel)
         if operation.regions:
             saved = self._scopes
             self._scopes = (values,) + saved
@@ -218,6 +214,10 @@ class Compiler:
                 region_names.append(region_name)
             self._scopes = saved
             args.insert(0, f"({''.join(r + ', ' for r in region_names)})")
+        if isinstance(kernel, InContext):  # kernel(ctx, [regions,] *operands)
+            kernel = kernel.kernel
+            args.insert(0, "ctx")
+        k = self.bind(kernel)
         if out is not None:
             args.append(f"out={operands[out]}")
         call = f"{k}({', '.join(args)})"

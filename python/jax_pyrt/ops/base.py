@@ -15,7 +15,7 @@ Kernels are called as `kernel(*operands)`, or `kernel(regions, *operands)` for o
 single-result op without regions, and a sequence of results otherwise. Kernels never modify their
 operands. A handler may return `Constant(value)` for a value known at compile time, or
 `InContext(kernel)` for a kernel that needs the run's `RunContext` (which device it runs on:
-replica_id, partition_id, collectives), called as `kernel(context, *operands)`.
+replica_id, partition_id, collectives), called as `kernel(context, [regions,] *operands)`.
 """
 
 import re
@@ -80,17 +80,18 @@ class InContext:
 
 
 class RunContext:
-    """Which device runs one run of a program: its ordinal among the run's devices, its
-    replica and partition ids, and the communicator its collectives meet through (None when
-    the program runs on one device)."""
+    """Which device runs one run of a program: its id (as jax.Device.id), its replica and
+    partition ids, and the communicator its collectives meet through (None when the program
+    runs on one device)."""
 
-    __slots__ = ("device", "replica", "partition", "communicator")
+    __slots__ = ("device", "replica", "partition", "communicator", "counters")
 
     def __init__(self, device=0, replica=0, partition=0, communicator=None):
         self.device = device
         self.replica = replica
         self.partition = partition
         self.communicator = communicator
+        self.counters = {}  # collective -> how often this device has run it in this run
 
 
 _LOCATION = re.compile(r'"([^"]+)":(\d+)')
