@@ -24,6 +24,7 @@ executable.py), so a callback's exception raises at the user's call.
 
 import numpy as np
 
+from ..ops import host_callback
 from ..ops.host_callback import TARGET, register
 
 
@@ -48,13 +49,15 @@ def _impl_without_cpu(what, callback, args):
     JAX_PLATFORMS=pyrt) in the CPU device's place: they put the operands on a CPU device and run
     the callable with it as the default device, and refuse to run when there is none ("failed
     to find a local CPU device"). Only used then, so that switching JAX_PLATFORMS from cpu to
-    pyrt changes nothing else."""
+    pyrt changes nothing else. The device is the one whose program calls back (see
+    host_callback.calling_device)."""
     import logging
 
     from jax._src import api, config, tree_util
     from jax._src import xla_bridge as xb
 
-    device = xb.local_devices()[0]
+    calling = host_callback.calling_device()
+    device = next((d for d in xb.local_devices() if d.id == calling), xb.local_devices()[0])
     args = api.device_put(args, device)
     with config.default_device(device):
         try:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import ExecutionError
 from ..types import TokenType
+from .base import InContext
 from .custom_call import target
 
 TARGET = "pyrt_python_callback"
@@ -25,6 +26,15 @@ _SESSION = secrets.token_hex(8)
 _CALLBACKS = {}  # index -> (wrapped callable, description)
 _counter = itertools.count()
 _lock = threading.Lock()
+_calling = threading.local()  # .device: the id of the device whose program calls back
+
+
+def calling_device():
+    """The id of the device whose program is calling a host callback on this thread (None
+    outside a callback). A callback that runs JAX work must run it there: that device's
+    worker is this thread, so the work runs inline, while another device's worker may be
+    waiting in a collective for this one."""
+    return getattr(_calling, "device", None)
 
 
 def register(fn, description):
@@ -58,14 +68,17 @@ def pyrt_python_callback(op_):
     arrays = [s for s in out_specs if s is not None]
     n_results = len(out_specs)
 
-    def kernel(*operands):
+    def kernel(ctx, *operands):
         # Copies: operands may be views of device memory the callback must not keep.
         args = [np.array(x) for x, shape in zip(operands, in_shapes) if shape is not None]
+        outer, _calling.device = calling_device(), ctx.device
         try:
             values = fn(*args)
         except Exception as e:
             raise ExecutionError(f"pyrt: host callback {description}{where} raised "
                                  f"{type(e).__name__}: {e}") from e
+        finally:
+            _calling.device = outer
         values = list(values) if values is not None else []
         if len(values) != len(arrays):
             raise ExecutionError(f"pyrt: host callback {description}{where} returned "
@@ -86,4 +99,4 @@ def pyrt_python_callback(op_):
             return out[0]
         return tuple(out) if n_results else None
 
-    return kernel
+    return InContext(kernel)
