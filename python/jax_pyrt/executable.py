@@ -16,8 +16,9 @@ from jaxlib.mlir import ir
 from jaxlib.mlir._mlir_libs import _stablehlo
 from jaxlib.mlir.dialects import sdy
 
-from . import __version__, analysis, compile_options, compiler, dtypes, program_pickle, protobuf
-from .errors import InternalError, InvalidProgramError, PyrtError
+from . import (__version__, analysis, compile_options, compiler, dtypes, partitioning,
+               program_pickle, protobuf)
+from .errors import InternalError, InvalidProgramError, PyrtError, UnsupportedError
 from .ops.base import RunContext
 
 _MAGIC = b"pyrt-executable\0"
@@ -155,21 +156,54 @@ class Executable:
             name = module.operation.attributes["sym_name"] if "sym_name" in module.operation.attributes else None
             self.name = ir.StringAttr(name).value if name is not None else "main"
             self.text = module.operation.get_asm(enable_debug_info=False)
-            token_inputs, token_outputs = _untokenize_entry(module)  # see _untokenize_entry
-            prepared = compiler.compile_module(module, self.num_replicas, self.num_partitions)
+            tokens = _untokenize_entry(module)  # see _untokenize_entry
+            program = self._plan(module, tokens)
+            if program.module is not module:  # what runs: Shardy's per-device program
+                with program.context:
+                    self.text = program.module.operation.get_asm(enable_debug_info=False)
+            if self.path != "one device":
+                self.text = partitioning.without_shardy_ops(self.text)
+            with program.context, ir.Location.unknown():
+                prepared = compiler.compile_module(program.module, self.num_replicas,
+                                                   self.num_partitions)
             # Donation (docs/jax-integration.md): [(input, output)] whose input may be reused.
             self.input_output_aliases = analysis.aliases(module)
             self.cost_analysis = analysis.cost_analysis(module)
+        self.prepared = prepared
+        input_types, output_types = program.local_types(prepared)
         (self.argument_size_in_bytes, self.output_size_in_bytes,
          self.alias_size_in_bytes) = analysis.memory_sizes(
-             prepared.input_types, prepared.output_types, self.input_output_aliases)
-        self.prepared = prepared
-        self.input_specs = _specs(prepared.input_types, token_inputs)
-        self.output_specs = _specs(prepared.output_types, token_outputs)
+             input_types, output_types, self.input_output_aliases)
+        self.input_specs = _specs(input_types, tokens[0])
+        self.output_specs = _specs(output_types, tokens[1])
         self.run_inline = prepared.cheap
         # Programs that call host callbacks finish before Execute returns, as on XLA:CPU, so a
         # callback's exception raises at the user's call (runtime.cc).
         self.synchronous = prepared.synchronous
+
+    def _plan(self, module, tokens):
+        """What runs: the module itself on one device (or a per-device program JAX did not
+        shard), Shardy's per-device program, or the global program (partitioning.py)."""
+        devices = self.num_replicas * self.num_partitions
+        self.path = "one device" if devices == 1 else "spmd"
+        if devices == 1 or not partitioning.is_global(module):
+            plan = partitioning.Plan(module, ir.Context.current)
+            if self.num_partitions > 1:  # an unannotated program: replicated, as on XLA
+                self.parameter_shardings, self.output_shardings = plan.replicated_shardings()
+            return plan
+        if self.num_replicas > 1:
+            raise UnsupportedError(f"pyrt: a sharded program over {self.num_replicas} replicas "
+                                   f"x {self.num_partitions} partitions (pyrt partitions "
+                                   f"programs over partitions only)")
+        plan = partitioning.plan(module, self.artifact, tokens, self.num_partitions, self.name)
+        self.path = plan.path
+        self.parameter_shardings, self.output_shardings = plan.shardings
+        self.gather = plan.gather
+        return plan
+
+    parameter_shardings = output_shardings = ()  # serialized OpShardings (none on one device)
+    gather = None  # a partitioning.GlobalRun when the program runs as one global program
+    path = "one device"
 
     @property
     def source(self):
@@ -179,7 +213,8 @@ class Executable:
     _PROGRAM_FIELDS = ("name", "text", "input_specs", "output_specs", "run_inline",
                        "synchronous", "num_replicas", "num_partitions", "input_output_aliases",
                        "cost_analysis", "argument_size_in_bytes", "output_size_in_bytes",
-                       "alias_size_in_bytes")
+                       "alias_size_in_bytes", "path", "parameter_shardings",
+                       "output_shardings", "gather")
 
     def _program(self):
         """The prepared program (generated source, line origins, pickled kernel namespace), or
@@ -213,9 +248,12 @@ class Executable:
 
     def run(self, views, context=None):
         """Runs the program on StorageViews of the inputs; returns flat uint8 arrays."""
+        context = context or RunContext()
         try:
             with np.errstate(all="ignore"):  # overflow, NaN, x / 0: the spec defines the results
-                return self.prepared.entry(views, context or RunContext())
+                if self.gather is not None:
+                    return self.gather.run(self.prepared.entry, views, context)
+                return self.prepared.entry(views, context)
         except Exception as e:
             raise self._failure(e) from e
 

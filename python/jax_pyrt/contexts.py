@@ -1,0 +1,18 @@
+"""MLIR contexts for JAX programs."""
+
+
+def new_context():
+    """An MLIR context that knows every dialect a JAX program may hold (func, stablehlo, chlo,
+    sdy, ...), made as JAX makes its own."""
+    from jaxlib.mlir import ir
+    from jaxlib.mlir._mlir_libs import _jax_mlir_ext
+    from jaxlib.mlir.dialects import chlo, sdy, stablehlo
+
+    registry = ir.DialectRegistry()
+    _jax_mlir_ext.register_dialects(registry)
+    context = ir.Context()
+    context.append_dialect_registry(registry)
+    context.load_all_available_dialects()
+    for dialect in (sdy, chlo, stablehlo):
+        dialect.register_dialect(context)
+    return context
