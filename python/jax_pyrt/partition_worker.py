@@ -7,7 +7,8 @@ a sharded dimension), so pyrt runs them here, in a process of their own that jax
 starts and restarts. Requests and answers are pickles, each preceded by its length (8 bytes,
 little-endian), on stdin and stdout:
 
-    request:  (the global module: portable artifact or MLIR text, number of partitions)
+    request:  (the global module: portable artifact or MLIR text, number of partitions,
+               plain: whether to leave out sdy-resolve-permutation-factors)
     answer:   ("ok", MLIR text of the per-device module, suspect or "",
                [argument sharding], [result sharding])   # each sharding: an sdy text or None
               ("error", message)
@@ -31,6 +32,9 @@ RESHARD = ("builtin.module(func.func(sdy-insert-explicit-reshards{enable-full-ve
            "sdy-resolve-permutation-factors, func.func(sdy-reshard-to-collectives), "
            "func.func(sdy-pad-for-divisibility), sdy-import-func-calls, "
            "func.func(sdy-sink-data-flow-edges), symbol-dce)")
+# sdy-resolve-permutation-factors itself aborts on some programs (a CHECK on pmap constants,
+# histograms): they get a second try without it.
+RESHARD_PLAIN = RESHARD.replace("sdy-resolve-permutation-factors, ", "")
 TO_LOCAL = "builtin.module(sdy-convert-global-to-local, sdy-export-named-computations)"
 
 
@@ -239,7 +243,7 @@ def _localize_loop_arguments(module, ir):
                 arg.set_type(ir.RankedTensorType.get(shape, t.element_type, t.encoding))
 
 
-def partition(artifact, partitions):
+def partition(artifact, partitions, plain=False):
     from jaxlib.mlir import ir, passmanager
     from jaxlib.mlir._mlir_libs import _stablehlo
 
@@ -263,7 +267,7 @@ def partition(artifact, partitions):
         if risky:  # pyrt runs the global program: no need to partition (or to risk a crash)
             return "", risky, arguments, results
         permutes = _count(module, "stablehlo.collective_permute")
-        passmanager.PassManager.parse(RESHARD).run(module.operation)
+        passmanager.PassManager.parse(RESHARD_PLAIN if plain else RESHARD).run(module.operation)
         _localize_loop_arguments(module, ir)
         passmanager.PassManager.parse(TO_LOCAL).run(module.operation)
         suspect = _suspect(module, permutes)

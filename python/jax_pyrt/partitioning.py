@@ -43,6 +43,10 @@ class PartitionerError(Exception):
     """Shardy failed on a program, or its process died."""
 
 
+class PartitionerDied(PartitionerError):
+    """The partitioner process died (a CHECK failure or a crash in Shardy)."""
+
+
 class Partitioner:
     """The partitioner process: started on first use, started again after it dies."""
 
@@ -80,8 +84,15 @@ class Partitioner:
 
     def partition(self, program, partitions):
         """(per-device MLIR text, suspect, argument shardings, result shardings) for a global
-        `program` (portable artifact or MLIR text); raises PartitionerError."""
-        request = pickle.dumps((program, partitions))
+        `program` (portable artifact or MLIR text); raises PartitionerError. A program that
+        kills the process gets a second try with the plain pipeline (partition_worker)."""
+        try:
+            return self._ask((program, partitions, False))
+        except PartitionerDied:
+            return self._ask((program, partitions, True))
+
+    def _ask(self, request):
+        request = pickle.dumps(request)
         with self._lock:
             if self._process is not None and self._process.poll() is not None:
                 self._discard()
@@ -96,8 +107,8 @@ class Partitioner:
                 self._discard()
                 self.crashes += 1
                 tail = b"".join(self._stderr[-20:]).decode(errors="replace").strip()
-                raise PartitionerError(f"the partitioner process died ({type(e).__name__}"
-                                       f"{': ' + tail[-1500:] if tail else ''})") from None
+                raise PartitionerDied(f"the partitioner process died ({type(e).__name__}"
+                                      f"{': ' + tail[-1500:] if tail else ''})") from None
         if answer[0] != "ok":
             raise PartitionerError(answer[1])
         return answer[1:]
