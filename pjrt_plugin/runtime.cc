@@ -68,27 +68,23 @@ ExecutableInfo::ExecutableInfo(std::shared_ptr<Program> p) : program(std::move(p
     output_ranks.push_back(out.dims.size());
     output_dims.insert(output_dims.end(), out.dims.begin(), out.dims.end());
   }
-  for (const std::string& k : program->output_memory_kinds) {
-    output_kind_ptrs.push_back(k.data());
-    output_kind_sizes.push_back(k.size());
-  }
-  for (const std::string& k : program->input_memory_kinds) {
-    input_kind_ptrs.push_back(k.data());
-    input_kind_sizes.push_back(k.size());
-  }
+  // The string lists PJRT hands out as (pointers, sizes) pairs.
+  auto point_to = [](const std::vector<std::string>& strings, std::vector<const char*>& ptrs,
+                     std::vector<size_t>& sizes) {
+    for (const std::string& s : strings) {
+      ptrs.push_back(s.data());
+      sizes.push_back(s.size());
+    }
+  };
+  point_to(program->output_memory_kinds, output_kind_ptrs, output_kind_sizes);
+  point_to(program->input_memory_kinds, input_kind_ptrs, input_kind_sizes);
+  point_to(program->parameter_shardings, parameter_sharding_ptrs, parameter_sharding_sizes);
+  point_to(program->output_shardings, output_sharding_ptrs, output_sharding_sizes);
   for (const auto& [name, value] : program->cost_analysis) costs.AddFloat(name, static_cast<float>(value));
   for (const ArraySpec& in : program->inputs) input_layouts.push_back({RowMajorLayout(in.dims.size())});
   for (const ArraySpec& out : program->outputs) output_layouts.push_back({RowMajorLayout(out.dims.size())});
   for (auto& l : input_layouts) input_layout_ptrs.push_back(&l);
   for (auto& l : output_layouts) output_layout_ptrs.push_back(&l);
-  for (const std::string& s : program->parameter_shardings) {
-    parameter_sharding_ptrs.push_back(s.data());
-    parameter_sharding_sizes.push_back(s.size());
-  }
-  for (const std::string& s : program->output_shardings) {
-    output_sharding_ptrs.push_back(s.data());
-    output_sharding_sizes.push_back(s.size());
-  }
 }
 
 Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
