@@ -6,7 +6,8 @@ in Execute. See docs/jax-integration.md ("Donation")."""
 from jaxlib.mlir import ir
 
 from . import ops
-from .compiler import entry_function, nested_operations
+from .compiler import entry_function
+from .contexts import nested_operations
 from .types import TensorType, to_type
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from jaxlib.mlir import ir
 
 from . import dtypes, ops
+from .contexts import nested_operations
 from .errors import InvalidProgramError, UnsupportedError
 from .ops.base import CompileContext, Constant, InContext, Op
 from .types import TensorType, to_type
@@ -240,15 +241,6 @@ IN_PLACE_ELEMENTS = 1 << 12
 
 def _elements(tensor_type):
     return int(np.prod(tensor_type.shape, dtype=np.int64))
-
-
-def nested_operations(operation):
-    """Every op inside `operation`'s regions, at any depth."""
-    for region in operation.regions:
-        for block in region.blocks:
-            for inner in block.operations:
-                yield inner.operation
-                yield from nested_operations(inner.operation)
 
 
 def entry_function(module):

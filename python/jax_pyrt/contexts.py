@@ -1,4 +1,5 @@
-"""MLIR contexts for JAX programs."""
+"""MLIR contexts for JAX programs, and walking their modules (jaxlib only: the partitioner
+process imports this)."""
 
 
 def new_context():
@@ -16,3 +17,12 @@ def new_context():
     for dialect in (sdy, chlo, stablehlo):
         dialect.register_dialect(context)
     return context
+
+
+def nested_operations(operation):
+    """Every op inside `operation`'s regions, at any depth, outermost first."""
+    for region in operation.regions:
+        for block in region.blocks:
+            for inner in block.operations:
+                yield inner.operation
+                yield from nested_operations(inner.operation)

@@ -23,6 +23,8 @@ import pickle
 import struct
 import sys
 
+from jax_pyrt.contexts import nested_operations, new_context
+
 # Shardy from JAX's lowering to per-device programs (see shared notes: sdy-insert-explicit-
 # reshards needs enable-full-version, sdy-resolve-permutation-factors avoids a crash on cumsum,
 # sdy-import-func-calls handles sharded calls).
@@ -76,14 +78,6 @@ def _shardings(main, ir, which):
     return out
 
 
-def _walk(operation):
-    for region in operation.regions:
-        for block in region.blocks:
-            for inner in block.operations:
-                yield inner.operation
-                yield from _walk(inner.operation)
-
-
 def _body_op(operation):
     """The name of the single op a reduction body applies, or None."""
     ops = [o.operation for o in operation.regions[0].blocks[0].operations]
@@ -91,7 +85,7 @@ def _body_op(operation):
 
 
 def _count(module, name):
-    return sum(op.name == name for op in _walk(module.operation))
+    return sum(op.name == name for op in nested_operations(module.operation))
 
 
 def _suspect(module, user_permutes):
@@ -102,7 +96,7 @@ def _suspect(module, user_permutes):
     2 x 4 mesh), so any beyond the program's own (`user_permutes`) are suspect too."""
     if _count(module, "stablehlo.collective_permute") > user_permutes:
         return "Shardy inserted a collective_permute to reshard"
-    for op in _walk(module.operation):
+    for op in nested_operations(module.operation):
         if op.name != "stablehlo.all_reduce":
             continue
         for operand in op.operands:
@@ -172,9 +166,9 @@ def _indexes_sharded_dimension(module, ir):
             d = ir.DictAttr(d)
             if "sdy.sharding" in d:
                 shardings[arg] = sdy.TensorShardingAttr(d["sdy.sharding"])
-    for op in _walk(module.operation):
+    for op in nested_operations(module.operation):
         shardings.update(_value_shardings(op))
-    for op in _walk(module.operation):
+    for op in nested_operations(module.operation):
         if op.name == "stablehlo.gather":
             dims = stablehlo.GatherDimensionNumbers(
                 op.attributes["dimension_numbers"]).start_index_map
@@ -215,7 +209,7 @@ def _not_divisible(module, ir):
                               ir.RankedTensorType(t).shape, "an argument")
                 if found:
                     return found
-    for op in _walk(module.operation):
+    for op in nested_operations(module.operation):
         for result, sharding in _value_shardings(op):
             if isinstance(result.type, ir.RankedTensorType):
                 found = check(sharding, ir.RankedTensorType(result.type).shape, op.name)
@@ -228,7 +222,7 @@ def _localize_loop_arguments(module, ir):
     """Gives while-loop region block arguments their local types, from the loop's shardings:
     Shardy's global-to-local conversion converts the loop's operands but not them."""
     meshes = _meshes(module, ir)
-    for op in _walk(module.operation):
+    for op in nested_operations(module.operation):
         if op.name != "stablehlo.while":
             continue
         shardings = dict(_value_shardings(op))
@@ -246,8 +240,6 @@ def _localize_loop_arguments(module, ir):
 def partition(artifact, partitions, plain=False):
     from jaxlib.mlir import ir, passmanager
     from jaxlib.mlir._mlir_libs import _stablehlo
-
-    from jax_pyrt.contexts import new_context
 
     context = new_context()
     with context, ir.Location.unknown():

@@ -33,6 +33,7 @@ from jaxlib.mlir import ir
 from jaxlib.mlir.dialects import sdy
 
 from .errors import ExecutionError, UnsupportedError
+from .contexts import nested_operations
 
 log = logging.getLogger("jax_pyrt")
 
@@ -275,7 +276,7 @@ def without_shardy_ops(text):
     context = new_context()
     with context, ir.Location.unknown():
         module = ir.Module.parse(text, context)
-        for op in [op for op in _walk(module.operation)
+        for op in [op for op in nested_operations(module.operation)
                    if op.name == "sdy.sharding_constraint"]:
             op.results[0].replace_all_uses_with(op.operands[0])
             op.erase()
@@ -332,10 +333,10 @@ def plan(module, artifact, tokens, partitions, name):
         log.debug("pyrt: %s runs on %d devices as Shardy's per-device program", name, partitions)
         return Plan(local, local_context, "spmd", shardings)
     why = failure or f"Shardy's program shows a known miscompile ({suspect})"
-    if any(op.name == "sdy.manual_computation" for op in _walk(module.operation)):
+    if any(op.name == "sdy.manual_computation" for op in nested_operations(module.operation)):
         raise UnsupportedError(
             f"pyrt cannot run {name} over {partitions} devices: {why}; and a program with "
-            f"shard_map or pmap cannot run as one global program")
+            f"shard_map or pmap cannot run as one global program (docs/multi-device.md)")
     log.debug("pyrt: %s runs as one global program (%s)", name, why)
     return Plan(module, context, "global", shardings, GlobalRun(*shardings, partitions))
 
@@ -360,14 +361,6 @@ def _shardings(main, which):
         return [None] * count
     return [str(ir.DictAttr(d)["sdy.sharding"]) if "sdy.sharding" in ir.DictAttr(d) else None
             for d in ir.ArrayAttr(main.attributes[which])]
-
-
-def _walk(operation):
-    for region in operation.regions:
-        for block in region.blocks:
-            for inner in block.operations:
-                yield inner.operation
-                yield from _walk(inner.operation)
 
 
 class GlobalRun:
