@@ -405,6 +405,9 @@ def family_sharded_jit():
         mesh1, P("x"), lambda m: lambda a: a.reshape(4, 4, 16) * 2,
         x=np.arange(256.0, dtype=np.float32).reshape(16, 16)))
     # sin: pyrt's is 1 ulp off XLA:CPU's at some arguments, on one device too (docs/ops.md).
+    compare("compiled text of a sharded program", lambda d: np.array(["HloModule" in jax.jit(
+        lambda a: jax.lax.with_sharding_constraint(a @ a.T, NamedSharding(mesh1(d), P(None, "x")))
+    ).lower(jax.device_put(A, NamedSharding(mesh1(d), P("x")))).compile().as_text()]))
     compare("replicated input", on(mesh1, P(), lambda m: lambda a: jnp.sin(a) * 2), rtol=1e-6)
     # XLA:CPU contracts a * b + 1 into a fused multiply-add in its sharded program (not on one
     # device, where pyrt matches it bit for bit): 1 ulp apart at some elements.
@@ -436,6 +439,17 @@ def family_shardy():
         jax.device_put(jax.random.key_data(jax.random.key(0)), NamedSharding(mesh1(d), P()))),
         rtol=1e-6)
     compare("while loop", on(lambda a: jax.lax.fori_loop(0, 3, lambda i, v: v * 2 + i, a)))
+
+    def unreduced(d):  # Shardy reduces an unreduced value twice
+        mesh = jax.make_mesh((2, N // 2), ("x", "y"), devices=d,
+                             axis_types=(AxisType.Explicit,) * 2)
+        with jax.set_mesh(mesh):
+            a = jax.device_put(np.arange(4 * N, dtype=np.int32).reshape(4, N // 2, 2),
+                               P("x", "y", None))
+            out = jax.jit(lambda a: jax.lax.reduce_sum(
+                a, axes=(0, 1), out_sharding=P(None, unreduced={"x"})))(a)
+            return jax.sharding.reshard(out, P(None))
+    compare("unreduced result, then resharded", unreduced)
     compare("sharded func.call results", on(jax.jit(lambda a: jax.jit(jnp.sin)(a) * 2)),
             rtol=1e-6)  # sin: 1 ulp, as on one device
     compare("gather on an unsharded dim", on(lambda a: a[:, jnp.array([3, 0, 7, 7])]))
