@@ -1,6 +1,6 @@
 """Runs JAX's own test suite on pyrt and on XLA:CPU, side by side, and writes docs/conformance.md.
 
-    python tests/jax_suite.py PATH_TO_JAX_CHECKOUT [FILE ...] [--set default|wide|multi-device]
+    python tests/jax_suite.py PATH_TO_JAX_CHECKOUT [FILE ...] [--set default|wider|multi-device]
                               [-n WORKERS] [--results DIR]
 
 PATH_TO_JAX_CHECKOUT is a checkout of github.com/jax-ml/jax at the tag of the installed jax
@@ -9,7 +9,7 @@ Each chosen test file runs twice with pytest-xdist, under `JAX_PLATFORMS=pyrt,cp
 device under test, CPU stays available as JAX's tests expect) and under `JAX_PLATFORMS=cpu`.
 The runner then compares the two per test and writes, per file, passed / failed / skipped on
 both, the tests skipped only on pyrt (JAX's platform allow-lists), and every test that fails on
-pyrt but not on CPU, with its reason from KNOWN below or marked as unexplained.
+pyrt but not on CPU, with its reason from KNOWN or GAPS below or marked as unexplained.
 
 The multi-device set runs with 8 devices on both platforms. `--from DIR` (repeatable, one
 per set) renders the document from the JUnit reports of earlier runs kept in DIR.
@@ -38,7 +38,7 @@ DEFAULT_SET = [
     "random_lax_test.py", "fft_test.py", "lax_vmap_test.py", "lax_vmap_op_test.py",
     "lax_autodiff_test.py", "linalg_test.py", "api_test.py",
 ]
-WIDE_SET = DEFAULT_SET + [
+WIDER_SET = [
     "nn_test.py", "lax_scipy*_test.py", "scipy_*_test.py", "image_test.py", "batching_test.py",
     "dtypes_test.py", "x64_context_test.py", "checkify_test.py", "debug_nans_test.py",
     "debugging_primitives_test.py", "python_callback_test.py", "custom_linear_solve_test.py",
@@ -51,13 +51,28 @@ MULTI_DEVICE_SET = [
     "pmap_test.py", "shard_map_test.py", "pjit_test.py", "array_test.py",
     "multi_device_test.py", "memories_test.py",
 ]
-SETS = {"default": (DEFAULT_SET, 1), "wide": (WIDE_SET, 1), "multi-device": (MULTI_DEVICE_SET, 8)}
+SETS = {"default": (DEFAULT_SET, 1), "wider": (WIDER_SET, 1),
+        "multi-device": (MULTI_DEVICE_SET, 8)}
 
 PLATFORMS = {"pyrt": "pyrt,cpu", "cpu": "cpu"}
 
 # Tests that fail on pyrt but pass on XLA:CPU for a reason that is not a pyrt bug: fnmatch
 # pattern over "file::Class::test" -> reason. Every entry is explained in docs/conformance.md.
-KNOWN = {}
+KNOWN = {
+    "lax_control_flow_test.py::LaxControlFlowTest::testScanGrad_jit_scan=False_jit_f=False_"
+    "impl=unroll0":
+        "a second-order finite-difference check in float32 whose step is below the noise: "
+        "it compares 0.0016 with 0.0068 at rtol 0.5; pyrt's first and second derivatives "
+        "match XLA:CPU's (tests/test_control_flow.py), the numeric estimate does not",
+    "linalg_test.py::ScipyLinalgTest::testLuSolveBroadcast*":
+        "JAX skips it on XLA:CPU ('Test fails on CPU sometimes'): it compares with SciPy on "
+        "random, sometimes ill-conditioned systems; with the skip removed XLA:CPU and pyrt "
+        "pass and fail the same cases, and give the same values on every case of the test",
+}
+
+# Tests that fail on pyrt because pyrt does not do something yet (a gap, never a wrong value):
+# pattern -> what is missing. Rendered apart from KNOWN; each is work left.
+GAPS = {}
 
 
 def test_files(checkout, patterns):
@@ -104,9 +119,10 @@ def read_report(report):
 
 
 def known_reason(test_id):
-    for pattern, reason in KNOWN.items():
-        if fnmatch.fnmatch(test_id, pattern):
-            return reason
+    for table, label in ((KNOWN, "not pyrt's"), (GAPS, "pyrt gap")):
+        for pattern, reason in table.items():
+            if fnmatch.fnmatch(test_id, pattern):
+                return f"{label}: {reason}"
     return None
 
 
@@ -114,7 +130,7 @@ def summarize(results):
     """Per file: outcome counts on each platform, pyrt-only skips and pyrt-only failures."""
     files = collections.defaultdict(lambda: {
         "pyrt": collections.Counter(), "cpu": collections.Counter(),
-        "platform_skips": [], "regressions": [], "both_fail": []})
+        "platform_skips": [], "regressions": [], "both_fail": [], "cpu_skips": []})
     for test_id in sorted(set(results["pyrt"]) | set(results["cpu"])):
         entry = files[test_id.split("::", 1)[0]]
         pyrt = results["pyrt"].get(test_id, ("missing", ""))
@@ -125,6 +141,8 @@ def summarize(results):
             entry["platform_skips"].append((test_id, pyrt[1]))
         if pyrt[0] == "failed" and cpu[0] == "failed":
             entry["both_fail"].append((test_id, pyrt[1]))
+        elif pyrt[0] == "failed" and cpu[0] == "skipped":
+            entry["cpu_skips"].append((test_id, pyrt[1]))
         elif pyrt[0] == "failed":
             entry["regressions"].append((test_id, pyrt[1]))
     return dict(sorted(files.items()))
@@ -171,6 +189,9 @@ def render_failures(summary):
     both = [(t, m) for e in summary.values() for t, m in e["both_fail"]]
     lines += ["", "Failures XLA:CPU has too (not pyrt's):", ""]
     lines += [f"- `{t}`: {_short(m)}" for t, m in both] or ["None."]
+    skipped = [(t, m) for e in summary.values() for t, m in e["cpu_skips"]]
+    lines += ["", "Failures on pyrt in tests JAX skips on XLA:CPU (not run there):", ""]
+    lines += [f"- `{t}`: {_short(m)}" for t, m in skipped] or ["None."]
     unexplained = sum(known_reason(t) is None for t, _ in regressions)
     return lines, unexplained
 
