@@ -107,14 +107,14 @@ def max_pool(device, quick):
     return lambda: f(x).block_until_ready(), 2 if quick else 5
 
 
-@workload("MLP train step (batch 256, 784-512-512-10, SGD), f32")
-def mlp_train_step(device, quick):
+def mlp(batch):
+    """A 784-512-512-10 MLP: (parameters, a batch of inputs and labels, its jitted SGD step)."""
     rng = np.random.default_rng(0)
     sizes = [784, 512, 512, 10]
     params = [(rng.standard_normal((m, n), dtype=np.float32) / np.sqrt(m), np.zeros(n, np.float32))
               for m, n in zip(sizes[:-1], sizes[1:])]
-    x = rng.standard_normal((256, 784), dtype=np.float32)
-    y = rng.integers(0, 10, 256)
+    x = rng.standard_normal((batch, 784), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
 
     def loss(params, x, y):
         for w, b in params[:-1]:
@@ -127,6 +127,12 @@ def mlp_train_step(device, quick):
         grads = jax.grad(loss)(params, x, y)
         return jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, params, grads)
 
+    return params, x, y, step
+
+
+@workload("MLP train step (batch 256, 784-512-512-10, SGD), f32")
+def mlp_train_step(device, quick):
+    params, x, y, step = mlp(256)
     params, x, y = jax.device_put((params, x, y), device)
     return lambda: jax.block_until_ready(step(params, x, y)), 3 if quick else 10
 
