@@ -12,6 +12,9 @@ def new_context():
     registry = ir.DialectRegistry()
     _jax_mlir_ext.register_dialects(registry)
     context = ir.Context()
+    # As JAX's own contexts: a pass that fails verification on a worker thread reports through
+    # Python's diagnostic handler, which waits for the GIL the pass manager's caller holds.
+    context.enable_multithreading(False)
     context.append_dialect_registry(registry)
     context.load_all_available_dialects()
     for dialect in (sdy, chlo, stablehlo):

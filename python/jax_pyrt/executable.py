@@ -151,6 +151,7 @@ class Executable:
 
     def _compile(self):
         context = ir.Context()
+        context.enable_multithreading(False)  # as contexts.new_context: no verifier threads
         module = load_module(self.artifact, context)
         with context, ir.Location.unknown():
             name = module.operation.attributes["sym_name"] if "sym_name" in module.operation.attributes else None
