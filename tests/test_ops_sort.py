@@ -269,3 +269,26 @@ def test_general_comparator_with_constant(check_mlir):
     rng = np.random.default_rng(31)
     x = rng.standard_normal(200).astype(np.float32)
     check_mlir(_sort_module((200,), 0, body), x, np.arange(200, dtype=np.int32), exact=True)
+
+
+# -- custom_call @ApproxTopK (jax.lax.approx_max_k / approx_min_k off TPU)
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16, np.float32, np.float64],
+                         ids=str)
+@pytest.mark.parametrize("shape,dim,k", [((50,), 0, 7), ((6, 40), 1, 40), ((12, 5, 3), 0, 4)])
+def test_approx_top_k(check, dtype, shape, dim, k):
+    """Distinct values, at most 180 (exact in bfloat16: XLA:CPU orders ties of min-k as its
+    unstable sort leaves them), with -0.0 and both infinities among them."""
+    rng = np.random.default_rng(k)
+    x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float32) - 20
+    x.reshape(-1)[:3] = [-np.inf, np.inf, -0.0]
+    x = x.astype(dtype)
+    check(lambda x: lax.approx_max_k(x, k, reduction_dimension=dim), x, exact=True)
+    check(lambda x: lax.approx_min_k(x, k, reduction_dimension=dim), x, exact=True)
+    check(lambda x: lax.approx_max_k(x, k, reduction_dimension=dim, recall_target=0.5), x,
+          exact=True)
+
+
+def test_approx_max_k_ties_keep_input_order(check):
+    x = np.round(np.random.default_rng(5).standard_normal((4, 27)) * 2).astype(np.float32)
+    check(lambda x: lax.approx_max_k(x, 17), x, exact=True)

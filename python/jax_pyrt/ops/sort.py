@@ -28,10 +28,12 @@ Strategies, chosen at compile time by reading the comparator region:
 """
 
 import numpy as np
+from jaxlib.mlir import ir
 
-from .. import dtypes
+from .. import attributes, dtypes
 from ..attributes import dense_elements, enum_name
 from .base import TERMINATORS, op
+from .custom_call import target
 from .reduction import iota_dimension
 
 _UINT = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
@@ -546,3 +548,35 @@ def sort(op_):
                      for v, t in zip(op_.operation.operands, op_types)]
         return _key_kernel(keys, op_types, dim, iota_dims, _leading_use(op_.operation, dim))
     return _merge_kernel(vectorised_region(op_, 0, "comparator"), dim, shape)
+
+
+@target("ApproxTopK")
+def approx_top_k(op_):
+    """jax.lax.approx_max_k / approx_min_k, as JAX emits them on every platform but TPU
+    (`is_fallback`): the exact top k, cut to the result size along reduction_dim, in float
+    total order as XLA:CPU computes the fallback (max-k: +NaN first, +0 before -0; min-k the
+    reverse), ties in input order. (XLA:CPU's min-k orders ties, and NaNs among numbers,
+    however its unstable sort leaves them.)"""
+    config = op_.attr("mhlo.backend_config")
+    settings = {} if config is None else {
+        a.name: attributes.python_value(a.attr) for a in ir.DictAttr(config)}
+    comparator = str(op_.attr("called_computations"))
+    largest = "_gt_" in comparator
+    dt = op_.operand_types[0].dtype
+    if (not settings.get("is_fallback") or ("_gt_" not in comparator and "_lt_" not in comparator)
+            or not dtypes.is_float(dt) or dt.itemsize < 2):
+        raise op_.unsupported(f"ApproxTopK on {dt} with backend_config {settings} and "
+                              f"comparator {comparator} (pyrt runs JAX's fallback form, f16 "
+                              f"and wider)")
+    dim = settings["reduction_dim"]
+    size = op_.result_types[0].shape[dim]
+    key = _key_function(dt, None, "total", largest)
+
+    def kernel(operand, iota, init_value, init_index):
+        x = np.asarray(operand)
+        order = np.argsort(key(x), axis=dim, kind="stable")
+        order = np.take(order, np.arange(size), axis=dim)
+        return (np.take_along_axis(x, order, axis=dim),
+                np.take_along_axis(np.asarray(iota), order, axis=dim))
+
+    return kernel
