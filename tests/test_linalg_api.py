@@ -230,6 +230,32 @@ def test_lu_solve_inv_det(check, dtype):
         check(jsl.expm, a / 4, rtol=t, atol=t)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape", [(5, 5), (2, 3, 6, 6), (6, 4), (3, 7), (0, 3, 3)])
+def test_lu_is_lapack_getrf(check, dtype, shape):
+    """lu runs CPU's lowering (LAPACK getrf, the same LAPACK): the factors, pivots and
+    permutation, and inv, are bit for bit XLA:CPU's; on a singular matrix too."""
+    a = matrix(shape, dtype).astype(dtype)
+    check(lax.linalg.lu, a, exact=True)
+    if shape[-1] == shape[-2]:
+        check(jnp.linalg.inv, a, exact=True)
+        check(lax.linalg.lu, np.array([[1, 2], [2, 4]], dtype), exact=True)
+
+
+def test_lu_in_shard_map(pyrt_device, cpu_device):
+    """JAX's generic LU (a loop in JAX) lost shard_map's varying axes: jnp.linalg.solve in a
+    shard_map body failed to trace on pyrt (JAX's test_custom_linear_solve_rep_rules)."""
+    from jax.sharding import Mesh, PartitionSpec as P
+
+    a, b = matrix((3, 3), np.float32) + 3 * np.eye(3, dtype=np.float32), matrix((3,), np.float32)
+    results = []
+    for device in (pyrt_device, cpu_device):
+        mesh = Mesh(np.array([device]), ("i",))
+        solve = jax.shard_map(jnp.linalg.solve, mesh=mesh, in_specs=P(), out_specs=P())
+        results.append(np.asarray(jax.jit(solve)(a, b)))
+    np.testing.assert_array_equal(*results)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.complex128])
 def test_tridiagonal_solve(check, dtype):
     d = (matrix((6,), dtype) + 5).astype(dtype)

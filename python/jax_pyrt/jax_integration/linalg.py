@@ -8,9 +8,11 @@ that emit `stablehlo.custom_call @pyrt_<primitive>` with the primitive's own ope
 (no LAPACK workspace / info outputs) and the primitive's static parameters as a JSON
 backend_config; the runtime implements those targets in ops/lapack.py with NumPy / SciPy.
 (`qr`'s `@Qr` / `@ProductOfElementaryHouseholderReflectors`, which JAX emits on every platform
-that has no rule of its own, are implemented there too.) Checked against jax 0.10.2.
+that has no rule of its own, are implemented there too.) `lu` gets CPU's own rule (LAPACK
+getrf through `lapack_*getrf_ffi`). Checked against jax 0.10.2.
 """
 
+import functools
 import json
 
 import numpy as np
@@ -80,3 +82,8 @@ def install(platform):
         return  # the plugin was not registered (e.g. a test that stubs register_plugin)
     for name in PRIMITIVES:
         mlir.register_lowering(getattr(lax_linalg, f"{name}_p"), _rule(name), platform=platform)
+    # lu: JAX's generic lowering is a blocked loop in JAX (slow, and its carry loses shard_map's
+    # varying axes); CPU's rule calls LAPACK getrf, which the runtime implements (ops/lapack.py)
+    # with the same LAPACK, so jnp.linalg.solve / inv / det match XLA:CPU bit for bit.
+    mlir.register_lowering(lax_linalg.lu_p, functools.partial(
+        lax_linalg._lu_cpu_gpu_lowering, target_name_prefix="cpu"), platform=platform)

@@ -83,6 +83,32 @@ def _guard(what, fn):
     return kernel
 
 
+# LU (JAX's CPU lowering, which pyrt registers for itself: jax_integration/linalg.py) ---------
+
+@target("lapack_sgetrf_ffi", "lapack_dgetrf_ffi", "lapack_cgetrf_ffi", "lapack_zgetrf_ffi")
+def getrf(op_):
+    """LU factorisation with partial pivoting (LAPACK getrf, through SciPy's wrapper: the
+    LAPACK jaxlib's CPU kernels call): a [..., m, n] -> (lu, 1-based pivots [..., min(m, n)],
+    info [...]), as the CPU target returns them (JAX's rule then makes the pivots 0-based and
+    the permutation, and NaN-fills matrices with info < 0)."""
+    dtype = _check_dtype(op_, "lu")
+    lu_type, pivot_type, info_type = op_.result_types
+    factor = _lapack("getrf", dtype)
+
+    def kernel(a):
+        lu = np.zeros(lu_type.shape, dtype)
+        pivots = np.zeros(pivot_type.shape, np.int32)
+        info = np.zeros(info_type.shape, np.int32)
+        if a.size == 0:
+            return lu, pivots, info
+        for index in np.ndindex(*a.shape[:-2]):
+            lu[index], p, info[index] = factor(a[index])
+            pivots[index] = p + 1  # SciPy hands out LAPACK's pivots 0-based
+        return lu, pivots, info
+
+    return kernel
+
+
 # QR (JAX's generic geqrf / householder_product lowerings) ------------------------------------
 
 @target("Qr")
