@@ -408,6 +408,16 @@ def family_sharded_jit():
     compare("compiled text of a sharded program", lambda d: np.array(["HloModule" in jax.jit(
         lambda a: jax.lax.with_sharding_constraint(a @ a.T, NamedSharding(mesh1(d), P(None, "x")))
     ).lower(jax.device_put(A, NamedSharding(mesh1(d), P("x")))).compile().as_text()]))
+    def placed(d):  # compute_on2 marks its results with custom_call @annotate_device_placement
+        from jax.experimental.compute_on import compute_on2
+
+        mesh = jax.make_mesh((N,), ("x",), devices=d, axis_types=(AxisType.Explicit,))
+        with jax.set_mesh(mesh):
+            body = compute_on2(compute_type="tpu_sparsecore",
+                               out_memory_spaces=jax.memory.Space.Device)(
+                lambda w: jax.reshard(w, P("x")) * 2)
+            return jax.jit(body)(jax.device_put(A, P()))
+    compare("a memory placement annotation in a sharded program", placed)
     compare("replicated input", on(mesh1, P(), lambda m: lambda a: jnp.sin(a) * 2), rtol=1e-6)
     # XLA:CPU contracts a * b + 1 into a fused multiply-add in its sharded program (not on one
     # device, where pyrt matches it bit for bit): 1 ulp apart at some elements.

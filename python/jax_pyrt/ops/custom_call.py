@@ -73,12 +73,13 @@ def _types(types):
                      for t in types)
 
 
-def _identity(op_, what):
-    """Kernel of a target that is the identity on one device: operands are returned as the
-    results, which must have the same types. A program partitioned over several devices needs
-    the SPMD partitioner, which pyrt does not have."""
+def _identity(op_, what, any_devices=False):
+    """Kernel of a target that is the identity on one device (on every device, if
+    `any_devices`): operands are returned as the results, which must have the same types. A
+    GSPMD annotation in a program over several devices needs XLA's SPMD partitioner (pyrt
+    partitions with Shardy, docs/multi-device.md)."""
     partitions = op_.context.num_partitions
-    if partitions > 1:
+    if partitions > 1 and not any_devices:
         raise op_.unsupported(f"{what} in a program partitioned over {partitions} devices: pyrt "
                               f"runs SPMD-partitioned programs on one device only")
     operands, results = op_.operand_types, op_.result_types
@@ -103,8 +104,9 @@ def sharding(op_):
 
 @target("annotate_device_placement")
 def annotate_device_placement(op_):
-    """Memory-kind annotation (e.g. pinned_host): pyrt has one memory, so the identity."""
-    return _identity(op_, "custom_call @annotate_device_placement")
+    """Memory-kind annotation (e.g. pinned_host): pyrt has one memory, so the identity, on
+    any number of devices."""
+    return _identity(op_, "custom_call @annotate_device_placement", any_devices=True)
 
 
 @target("xla.sdy.FuncResultSharding", "xla.sdy.GlobalToLocalShape", "xla.sdy.LocalToGlobalShape")
