@@ -106,14 +106,6 @@ GAPS = {
         "reduced / unreduced values in a program with shard_map (as above)",
     "pjit_test.py::ShardingInTypesTest::test_top_level_ag_multi*":
         "reduced / unreduced values in a program with shard_map (top_level_all_gather is one)",
-    "shard_map_test.py::ShardMapTest::test_custom_linear_solve_rep_rules":
-        "pyrt's linear-algebra lowerings (JAX-level decompositions in jax_integration) do not "
-        "carry shard_map's varying-axes types",
-    "shard_map_test.py::ShardMapTest::test_linalg_inv":
-        "pyrt's linear-algebra lowerings do not carry shard_map's varying-axes types",
-    "pjit_test.py::ShardingInTypesTest::test_linalg_slogdet_and_solve":
-        "pyrt's linear-algebra lowerings do not carry explicit shardings (a gather in them "
-        "asks for out_sharding)",
     "shard_map_test.py::ShardMapTest::test_transpose_float0":
         "the bundled Shardy fails on this shard_map program, which cannot run as one global "
         "program",
@@ -129,8 +121,6 @@ GAPS = {
     "pjit_test.py::ShardingInTypesTest::test_abstract_mesh_changing_names_sizes_auto_mode":
         "a result sharding after a constraint over a changed abstract mesh: Shardy's "
         "propagation gives P() where XLA gives P('a') (the values are right)",
-    "memories_test.py::SparsecoreOffloadTest::test_compute_on_reshard_inside":
-        "compute_on (annotate_device_placement) inside a partitioned program",
 }
 
 
