@@ -209,9 +209,10 @@ class Compiler:
             saved = self._scopes
             self._scopes = (values,) + saved
             region_names = []
+            params = ["ctx"] if getattr(kernel, "regions_take_context", False) else []
             for region in operation.regions:
                 region_name = self.fresh("r")
-                lines.extend(self.block(region.blocks[0], region_name, indent))
+                lines.extend(self.block(region.blocks[0], region_name, indent, params))
                 region_names.append(region_name)
             self._scopes = saved
             args.insert(0, f"({''.join(r + ', ' for r in region_names)})")

@@ -261,6 +261,34 @@ def shard_slices(sharding, shape, devices):
     return placement
 
 
+def assemble(sharding, shape, dtype, parts, devices):
+    """The global value of `shape` whose device parts ({logical device id: array}) are
+    sharded as `sharding`: each part in its place, once per set of replicas; the parts of an
+    unreduced sharding add up."""
+    whole = np.zeros(shape, dtype)
+    placement = shard_slices(sharding, shape, devices)
+    unreduced = any(partial for _, partial in placement.values())
+    taken = set()  # (part, partial) already in: replicas hold the same values
+    for device, (part, partial) in placement.items():
+        if (str(part), partial) in taken:
+            continue
+        taken.add((str(part), partial))
+        value = np.asarray(parts[device]).reshape(whole[part].shape)
+        if unreduced:
+            whole[part] += value
+        else:
+            whole[part] = value
+    return whole
+
+
+def split(sharding, whole, devices):
+    """{logical device id: its part of `whole`} under `sharding`; for an unreduced sharding,
+    one device of each group holds the value and the others zeros."""
+    return {device: (np.ascontiguousarray(whole[part]) if partial == 0 else
+                     np.zeros_like(whole[part]))
+            for device, (part, partial) in shard_slices(sharding, whole.shape, devices).items()}
+
+
 def local_shape(sharding, shape):
     """The shape of each device's part of a value of `shape` sharded as `sharding`."""
     parts = shard_slices(sharding, shape, 0)
@@ -333,10 +361,6 @@ def plan(module, artifact, tokens, partitions, name):
         log.debug("pyrt: %s runs on %d devices as Shardy's per-device program", name, partitions)
         return Plan(local, local_context, "spmd", shardings)
     why = failure or f"Shardy's program shows a known miscompile ({suspect})"
-    if any(op.name == "sdy.manual_computation" for op in nested_operations(module.operation)):
-        raise UnsupportedError(
-            f"pyrt cannot run {name} over {partitions} devices: {why}; and a program with "
-            f"shard_map or pmap cannot run as one global program (docs/multi-device.md)")
     log.debug("pyrt: %s runs as one global program (%s)", name, why)
     return Plan(module, context, "global", shardings, GlobalRun(*shardings, partitions))
 
@@ -409,29 +433,11 @@ class GlobalRun:
         inputs = []
         for i, (sharding, (dtype, shape)) in enumerate(zip(self.parameter_shardings,
                                                            self.inputs)):
-            whole = np.zeros(shape, dtype)
-            placement = shard_slices(sharding, shape, self.devices)
-            taken = set()  # (part, partial) already in: replicas hold the same values
-            for device, (part, partial) in placement.items():
-                key = (str(part), partial)
-                if key in taken:
-                    continue
-                taken.add(key)
-                value = shards[device][i].view(dtype).reshape(whole[part].shape)
-                if any(p for _, p in placement.values()):  # unreduced: the parts add up
-                    whole[part] += value
-                else:
-                    whole[part] = value
-            inputs.append(whole.reshape(-1).view(np.uint8))
+            parts = {device: shard[i].view(dtype) for device, shard in enumerate(shards)}
+            inputs.append(assemble(sharding, shape, dtype, parts, self.devices)
+                          .reshape(-1).view(np.uint8))
         results = entry(inputs, ctx)
-        parts = []
-        for result, sharding, (dtype, shape) in zip(results, self.output_shardings,
-                                                    self.outputs):
-            whole = result.view(dtype).reshape(shape)
-            parts.append({
-                # Unreduced: one device of each group holds the value, the others zeros.
-                device: (np.ascontiguousarray(whole[part]) if partial == 0 else
-                         np.zeros_like(whole[part])).reshape(-1).view(np.uint8)
-                for device, (part, partial) in shard_slices(sharding, shape,
-                                                            self.devices).items()})
-        return parts
+        return [{device: part.reshape(-1).view(np.uint8) for device, part in
+                 split(sharding, result.view(dtype).reshape(shape), self.devices).items()}
+                for result, sharding, (dtype, shape) in zip(results, self.output_shardings,
+                                                            self.outputs)]

@@ -28,7 +28,7 @@ from ..errors import UnsupportedError
 from ..types import to_type
 
 # Region terminators: the compiler turns them into `return` statements.
-TERMINATORS = frozenset({"stablehlo.return", "func.return"})
+TERMINATORS = frozenset({"stablehlo.return", "func.return", "sdy.return"})
 
 _HANDLERS = {}
 _COSTS = {}
@@ -73,10 +73,13 @@ class Constant:
 
 
 class InContext:
-    """A kernel called as `kernel(context, *operands)` with the run's RunContext."""
+    """A kernel called as `kernel(context, *operands)` with the run's RunContext. If
+    `regions_take_context`, its regions are called with a RunContext first too (the kernel
+    chooses it: a manual computation runs its body as each device)."""
 
-    def __init__(self, kernel):
+    def __init__(self, kernel, regions_take_context=False):
         self.kernel = kernel
+        self.regions_take_context = regions_take_context
 
 
 class RunContext:
