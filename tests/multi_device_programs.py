@@ -450,6 +450,14 @@ def family_shardy():
         rtol=1e-6)
     compare("while loop", on(lambda a: jax.lax.fori_loop(0, 3, lambda i, v: v * 2 + i, a)))
 
+    def manual_in_global(d):  # the max makes it global; the shard_map body runs per device
+        mesh = mesh1(d)
+        body = jax.shard_map(lambda u: u * jax.lax.axis_index("x") + jax.lax.psum(u, "x"),
+                             mesh=mesh, in_specs=P("x"), out_specs=P("x"))
+        return jax.jit(lambda a: (body(a).max(0), body(a)))(
+            jax.device_put(A, NamedSharding(mesh, P("x"))))
+    compare("shard_map in a program run on global arrays", manual_in_global)
+
     def unreduced(d):  # Shardy reduces an unreduced value twice
         mesh = jax.make_mesh((2, N // 2), ("x", "y"), devices=d,
                              axis_types=(AxisType.Explicit,) * 2)
