@@ -429,3 +429,24 @@ def test_callbacks_without_a_cpu_backend():
     assert r["printed"] == "sum=0.0\n" and r["close"]
     assert r["seen"][0] == "ArrayImpl" and abs(r["seen"][1]) < 1e-5
     assert "boom without cpu" in r["error"] and "host callback" in r["error"]
+
+
+def test_checkify_check_in_jit(pyrt_device, cpu_device):
+    """checkify's check primitive lowers to a callback raising the error (JAX has the rule for
+    cpu/gpu only): with jax_experimental_unsafe_xla_runtime_errors a failing check raises at
+    the call, as on CPU; debug_check is a no-op."""
+    from jax.experimental import checkify
+
+    def f(x):
+        checkify.check(x > 0, "x must be positive, got {x}", x=x)
+        checkify.debug_check(x > 5, "never raised")
+        return x * 2
+
+    jax.config.update("jax_experimental_unsafe_xla_runtime_errors", True)
+    try:
+        for device in (pyrt_device, cpu_device):
+            assert float(run_on(device, f, np.float32(3))) == 6.0
+            with pytest.raises(Exception, match="x must be positive, got -1"):
+                jax.block_until_ready(jax.jit(f)(jax.device_put(np.float32(-1), device)))
+    finally:
+        jax.config.update("jax_experimental_unsafe_xla_runtime_errors", False)

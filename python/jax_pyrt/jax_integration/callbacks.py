@@ -22,6 +22,8 @@ time. Programs with callbacks finish inside the call, as on XLA:CPU (`synchronou
 executable.py), so a callback's exception raises at the user's call.
 """
 
+import functools
+
 import numpy as np
 
 from ..ops import host_callback
@@ -177,6 +179,21 @@ def _debug_print_lowering(ctx, *args, fmt, ordered, partitioned, in_tree, static
                                     _pyrt_description=f"jax.debug.print({fmt!r})")
 
 
+def _check_lowering(ctx, *args, err_tree, debug):
+    """checkify's `check` (jax.experimental.checkify.check, debug_check): JAX lowers it to a
+    host callback raising the error on cpu/gpu only (its rule calls emit_python_callback);
+    the same rule with pyrt's callbacks."""
+    from jax._src import checkify, config
+
+    if debug:
+        return []  # a no-op unless discharged, as on CPU
+    if not config.xla_runtime_errors.value:
+        raise checkify.functionalization_error
+    results, _ = _emit(ctx, functools.partial(checkify.python_err, err_tree), None, args,
+                       ctx.avals_out, has_side_effect=True, description="checkify.check")
+    return results
+
+
 def install(platform):
     """Registers the pyrt lowering rules of the host-callback primitives (idempotent; does
     nothing when `platform` is not a registered JAX platform, e.g. in tests that stub out
@@ -188,7 +205,10 @@ def install(platform):
 
     if not xb.is_known_platform(platform):
         return
+    from jax._src import checkify
+
     rules = {
+        checkify.check_p: _check_lowering,
         cb.pure_callback_p: _pure_callback_lowering,
         cb.io_callback_p: _io_callback_lowering,
         debugging.debug_callback_p: _debug_callback_lowering,
