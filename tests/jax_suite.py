@@ -118,15 +118,6 @@ GAPS = {
         "(its body sees each device's partial value, which a global array does not keep)",
     "pjit_test.py::ShardingInTypesTest::test_top_level_ag_multi*":
         "a shard_map taking an unreduced operand (top_level_all_gather's transpose), as above",
-    "shard_map_test.py::ShardMapTest::test_transpose_float0":
-        "the bundled Shardy fails on this shard_map program, which cannot run as one global "
-        "program",
-    "pjit_test.py::ShardingInTypesTest::test_manual_mode_mix_map":
-        "the bundled Shardy fails on this shard_map program, which cannot run as one global "
-        "program",
-    "shard_map_test.py::CustomPartitionerTest::test_partially_sharded_dim_with_auto":
-        "a dimension that does not divide evenly in a shard_map program (Shardy pads it) "
-        "cannot run as one global program",
     "array_test.py::JaxArrayTest::test_array_getitem_compile_multi_device_sharding":
         "a result sharding on the global path comes from Shardy's propagation, which "
         "replicates this gather's result where XLA shards it (the values are right)",
