@@ -135,7 +135,7 @@ PJRT_Error* Memory_Kind(PJRT_Memory_Kind_Args* args) {
 PJRT_Error* Memory_Kind_Id(PJRT_Memory_Kind_Id_Args* args) {
   PYRT_ARGS(args, kind_id);
   PYRT_NOT_NULL(args->memory);
-  args->kind_id = 0;  // one kind: "device"
+  args->kind_id = args->memory->kind_id;
   return nullptr;
 }
 

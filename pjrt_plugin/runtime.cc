@@ -226,7 +226,9 @@ std::vector<std::shared_ptr<DeviceArray>> MakeOutputs(const Program& program, PJ
   for (size_t i = 0; i < program.outputs.size(); ++i) {
     auto array = std::make_shared<DeviceArray>();
     const ArraySpec& spec = program.outputs[i];
-    outputs[i] = NewBuffer(device->default_memory, device, spec.type, spec.dims, array);
+    const std::string& kind = i < program.output_memory_kinds.size()
+                                  ? program.output_memory_kinds[i] : std::string("device");
+    outputs[i] = NewBuffer(device->MemoryOfKind(kind), device, spec.type, spec.dims, array);
     results.push_back(std::move(array));
   }
   return results;
@@ -482,7 +484,6 @@ Status ParseOptions(const PJRT_NamedValue* values, size_t n, ClientOptions* opti
 PJRT_Client::PJRT_Client(const pyrt::ClientOptions& opts) : options(opts) {
   for (int id = 0; id < options.device_count; ++id) {
     auto device = std::make_unique<PJRT_Device>();
-    auto memory = std::make_unique<PJRT_Memory>();
     device->client = this;
     device->local_hardware_id = id;
     PJRT_DeviceDescription& d = device->description;
@@ -492,19 +493,34 @@ PJRT_Client::PJRT_Client(const pyrt::ClientOptions& opts) : options(opts) {
                      ", process_index=0, kind=pyrt, runtime=Python/NumPy)";
     d.attributes.AddInt("local_hardware_id", id);
     d.attributes.AddInt("synchronous", options.synchronous ? 1 : 0);
-    memory->client = this;
-    memory->id = id;
-    memory->to_string = "PyrtMemory(id=" + std::to_string(id) + ", kind=device)";
-    memory->debug_string = memory->to_string + " of " + d.to_string;
-    memory->devices.push_back(device.get());
-    device->default_memory = memory.get();
-    device->memories.push_back(memory.get());
+    // Two memories, as XLA:CPU's devices have: "device" (the default) and "pinned_host", for
+    // memory-kind annotations (compute_on, offloading). Both are host memory here.
+    for (int kind_id : {0, 1}) {
+      auto memory = std::make_unique<PJRT_Memory>();
+      memory->client = this;
+      memory->id = kind_id * options.device_count + id;
+      memory->kind_id = kind_id;
+      memory->kind = kind_id == 0 ? "device" : "pinned_host";
+      memory->to_string = "PyrtMemory(id=" + std::to_string(memory->id) + ", kind=" +
+                          memory->kind + ")";
+      memory->debug_string = memory->to_string + " of " + d.to_string;
+      memory->devices.push_back(device.get());
+      device->memories.push_back(memory.get());
+      memories.push_back(memory.get());
+      owned_memories.push_back(std::move(memory));
+    }
+    device->default_memory = device->memories[0];
     device->worker = std::make_unique<pyrt::Worker>(options.synchronous);
     devices.push_back(device.get());
-    memories.push_back(memory.get());
     owned_devices.push_back(std::move(device));
-    owned_memories.push_back(std::move(memory));
   }
+}
+
+PJRT_Memory* PJRT_Device::MemoryOfKind(const std::string& kind) const {
+  for (PJRT_Memory* m : memories) {
+    if (m->kind == kind) return m;
+  }
+  return default_memory;
 }
 
 PJRT_Client::~PJRT_Client() {

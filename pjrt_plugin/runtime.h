@@ -105,6 +105,7 @@ struct PJRT_Memory {
   PJRT_Client* client = nullptr;
   int id = 0;
   std::string kind = "device";
+  int kind_id = 0;  // 0: device, 1: pinned_host (both host memory for pyrt)
   std::string debug_string;
   std::string to_string;
   std::vector<PJRT_Device*> devices;  // the devices that address it
@@ -116,10 +117,13 @@ struct PJRT_Device {
   PJRT_Client* client = nullptr;
   PJRT_DeviceDescription description;
   int local_hardware_id = 0;
-  PJRT_Memory* default_memory = nullptr;
+  PJRT_Memory* default_memory = nullptr;  // kind "device"; memories[1] is "pinned_host"
   std::vector<PJRT_Memory*> memories;
   pyrt::DeviceStats stats;
   std::unique_ptr<pyrt::Worker> worker;
+
+  // This device's memory of `kind` ("device", "pinned_host"); the default one for others.
+  PJRT_Memory* MemoryOfKind(const std::string& kind) const;
 };
 
 struct PJRT_Client {

@@ -269,3 +269,25 @@ def test_readback_is_zero_copy_and_pins_the_storage(pyrt_device):
     del view
     gc.collect()
     assert jax_pyrt.memory_stats(pyrt_device)["live_arrays"] == before - 1
+
+
+def test_pinned_host_memory(pyrt_device, cpu_device):
+    """Each device has a pinned_host memory beside its default one, as on CPU: device_put into
+    it, programs whose parameters and results JAX annotates with it, copies between the two."""
+    from jax.sharding import SingleDeviceSharding
+
+    seen = {}
+    for device in (pyrt_device, cpu_device):
+        pinned = SingleDeviceSharding(device, memory_kind="pinned_host")
+        on_device = SingleDeviceSharding(device, memory_kind="device")
+        a = jax.device_put(np.arange(6, dtype=np.float32).reshape(2, 3), pinned)
+        b = jax.jit(lambda x: x * 2)(a)
+        c = jax.device_put(b, on_device)
+        d = jax.jit(lambda x: x + 1, out_shardings=pinned)(c)
+        seen[device.platform] = (
+            [m.kind for m in device.addressable_memories() if m.kind != "unpinned_host"],
+            device.default_memory().kind,
+            [x.sharding.memory_kind for x in (a, b, c, d)],
+            [np.asarray(x).tolist() for x in (a, b, c, d)])
+    assert seen["pyrt"] == seen["cpu"]
+    assert seen["pyrt"][2] == ["pinned_host", "pinned_host", "device", "pinned_host"]

@@ -24,6 +24,27 @@ from .ops.base import RunContext
 _MAGIC = b"pyrt-executable\0"
 
 
+def _memory_kinds(module):
+    """([kind of each parameter], [kind of each result]) of @main: "pinned_host" where JAX
+    annotated it (mhlo.memory_kind: memories_test, compute_on, offloading), else "device"."""
+    main = compiler.entry_function(module).operation
+    function_type = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
+
+    def kinds(name, count):
+        if name not in main.attributes:
+            return ["device"] * count
+        out = []
+        for attrs in ir.ArrayAttr(main.attributes[name]):
+            attrs = ir.DictAttr(attrs)
+            kind = (ir.StringAttr(attrs["mhlo.memory_kind"]).value
+                    if "mhlo.memory_kind" in attrs else "device")
+            out.append("pinned_host" if kind == "pinned_host" else "device")
+        return out
+
+    return (kinds("arg_attrs", len(function_type.inputs)),
+            kinds("res_attrs", len(function_type.results)))
+
+
 def load_module(code, context):
     """Parses a StableHLO portable artifact (VHLO bytecode), plain MLIR bytecode or MLIR text."""
     sdy.register_dialect(context)  # sharded programs carry sdy ops and attributes
@@ -142,8 +163,6 @@ class Executable:
         # another device grid.
         if program is None or not self._restore(program):
             self._compile()
-        self.input_memory_kinds = ["device"] * len(self.input_specs)
-        self.output_memory_kinds = ["device"] * len(self.output_specs)
         self.code_size_in_bytes = len(self.prepared.source)
         self.temp_size_in_bytes = 0  # NumPy temporaries are not device memory
         self.fingerprint = hashlib.sha256(
@@ -157,6 +176,7 @@ class Executable:
             name = module.operation.attributes["sym_name"] if "sym_name" in module.operation.attributes else None
             self.name = ir.StringAttr(name).value if name is not None else "main"
             self.text = module.operation.get_asm(enable_debug_info=False)
+            self.input_memory_kinds, self.output_memory_kinds = _memory_kinds(module)
             tokens = _untokenize_entry(module)  # see _untokenize_entry
             program = self._plan(module, tokens)
             if program.module is not module:  # what runs: Shardy's per-device program
@@ -215,7 +235,7 @@ class Executable:
                        "synchronous", "num_replicas", "num_partitions", "input_output_aliases",
                        "cost_analysis", "argument_size_in_bytes", "output_size_in_bytes",
                        "alias_size_in_bytes", "path", "parameter_shardings",
-                       "output_shardings", "gather")
+                       "output_shardings", "gather", "input_memory_kinds", "output_memory_kinds")
 
     def _program(self):
         """The prepared program (generated source, line origins, pickled kernel namespace), or
