@@ -110,8 +110,6 @@ KNOWN = {
 # Tests that fail on pyrt because pyrt does not do something yet (a gap, never a wrong value):
 # pattern -> what is missing. Rendered apart from KNOWN; each is work left.
 GAPS = {
-    "export_test.py::JaxExportTest::test_memory_space_from_*":
-        "pyrt's devices have one memory kind, device; no pinned_host memory",
     "shard_map_test.py::ShardMapTest::test_*reduced*":
         "a shard_map taking an unreduced operand, in a program Shardy cannot partition (the "
         "bundled Shardy reduces unreduced values twice) and that cannot run on global arrays "
