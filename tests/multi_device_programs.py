@@ -5,7 +5,8 @@ sharding by sharding. test_multi_device.py runs each family in a fresh process:
 
 with `PYRT_DEVICE_COUNT` and `jax_num_cpu_devices` both DEVICES (they must be set before JAX
 makes its backends). It prints one JSON line: the cases run, the mismatches and errors, the
-paths pyrt's partitioner chose (from its debug log) and the buffers left on each pyrt device.
+paths pyrt's partitioner chose (from its debug log), how often its helper process died (and was
+restarted) and the buffers left on each pyrt device.
 """
 
 import gc
@@ -310,6 +311,10 @@ def family_pmap():
         lambda v: jax.lax.psum(v, "i", axis_index_groups=[list(range(0, N, 2)),
                                                           list(range(1, N, 2))]), XI))
 
+    def captured_constant(d):  # its partitioning kills the helper (a Shardy CHECK): retried
+        const = jnp.arange(16, dtype=np.int32)
+        return jax.pmap(lambda x: x + const[15], devices=d)(np.arange(N, dtype=np.int32))
+    compare("pmap of a captured constant", captured_constant)
     compare("pmap over some devices", lambda d: jax.pmap(
         lambda v: jax.lax.psum(v, "i"), axis_name="i", devices=d[1:3])(XI[:2]))
 
@@ -641,4 +646,6 @@ if __name__ == "__main__":
     jax.clear_caches()
     gc.collect()
     report["leaked"] = [n - b for n, b in zip(live_buffers(), before)]
+    from jax_pyrt.partitioning import partitioner
+    report["partitioner_deaths"] = partitioner.crashes
     print(json.dumps(report))

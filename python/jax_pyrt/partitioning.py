@@ -9,10 +9,9 @@ runs on pyrt by one of two paths, chosen at compile time (and said at debug log 
   kill the process that runs it, so it runs in the partitioner process (partition_worker.py),
   which this module starts, and starts again if it dies.
 * **global**: the global program runs once, on the gathered arguments, and each device gets its
-  part of the results: always right, for every program without manual computations. Taken
-  when Shardy fails or crashes, or when its program shows a known miscompile (Shardy makes the
-  all_reduce finishing a max/min/product/argmax reduction over a sharded dimension an add, and
-  pads unevenly sharded dimensions with values a later reduction adds in).
+  part of the results; its shard_map / pmap regions run once per device (ops/sharding.py).
+  Taken when Shardy fails or crashes, or when its program shows a known miscompile (see
+  partition_worker.py and docs/multi-device.md).
 
 Shardings cross to jaxlib as serialized xla.OpSharding protos (`hlo_sharding`), made with
 jaxlib's xla_client from Shardy's shardings.
@@ -32,8 +31,8 @@ from jaxlib import xla_client
 from jaxlib.mlir import ir
 from jaxlib.mlir.dialects import sdy
 
-from .errors import ExecutionError, UnsupportedError
 from .contexts import nested_operations
+from .errors import ExecutionError, UnsupportedError
 
 log = logging.getLogger("jax_pyrt")
 
@@ -55,7 +54,7 @@ class Partitioner:
         self._lock = threading.Lock()
         self._process = None
         self._stderr = []
-        self.crashes = 0  # processes that died, for tests
+        self.crashes = 0  # helper processes that died (tests read it)
 
     def _start(self):
         env = dict(os.environ)
