@@ -11,7 +11,9 @@ import threading
 import numpy as np
 from jaxlib.mlir.dialects import sdy
 
+from ..communicator import Communicator
 from ..errors import ExecutionError
+from ..partitioning import assemble, hlo_sharding, meshes, split
 from .base import InContext, RunContext, op
 
 
@@ -34,9 +36,6 @@ def manual_computation(op_):
     body runs on each of the program's devices (one thread each, partition_id the device's
     logical id), on its part of each operand under in_shardings; the results are put
     together under out_shardings (the parts of an unreduced one add up)."""
-    from ..communicator import Communicator
-    from ..partitioning import assemble, hlo_sharding, meshes, split
-
     devices = op_.context.num_replicas * op_.context.num_partitions
     if op_.context.num_replicas > 1:
         raise op_.unsupported("replicas (pyrt runs manual computations over partitions)")
