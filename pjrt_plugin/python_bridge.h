@@ -67,10 +67,10 @@ Status Deserialize(const std::string& serialized, const std::string& override_op
                    std::shared_ptr<Program>* program);
 Status Serialize(const Program& program, std::string* serialized);
 
-// Which device runs one run of a program: its ordinal among the run's devices, and its replica
-// and partition ids (what stablehlo.replica_id / partition_id give).
+// Which device runs one run of a program: its id, and its replica and partition ids (what
+// stablehlo.replica_id / partition_id give).
 struct RunPlace {
-  int device = 0;  // the device's id (PJRT_Device_Id)
+  int device = 0;
   int replica = 0;
   int partition = 0;
   // The run this device run belongs to, and how many devices run it: the device runs of one run

@@ -385,20 +385,26 @@ Status ExecuteOnDevices(PJRT_LoadedExecutable* exe, const std::vector<PJRT_Devic
   std::shared_ptr<const ExecutableInfo> info = exe->info;
   const Program& program = *info->program;
   uint64_t run = next_run++;
-  std::vector<Job> jobs;
+  // Every device's arguments are checked before any donation is taken: a bad argument list
+  // must leave every donated buffer intact.
+  std::vector<std::vector<std::shared_ptr<DeviceArray>>> all_inputs(devices.size());
   Status s;
   for (size_t d = 0; d < devices.size() && s.ok(); ++d) {
-    PJRT_Device* device = devices[d];
-    PJRT_Buffer* const* args = num_args ? arg_lists[d] : nullptr;
-    std::vector<std::shared_ptr<DeviceArray>> inputs;
-    std::vector<int64_t> donating;
-    s = CheckArguments(*exe, device, args, num_args, &inputs);
-    if (s.ok() && device->worker->OnWorkerThread()) {
+    s = CheckArguments(*exe, devices[d], num_args ? arg_lists[d] : nullptr, num_args,
+                       &all_inputs[d]);
+    if (s.ok() && devices[d]->worker->OnWorkerThread()) {
       s = FailedPrecondition("pyrt: a host callback started '" + program.name + "', a program "
                              "over several devices, on a device its own program occupies; run "
                              "it outside the callback");
     }
-    if (s.ok()) s = TakeDonations(program, args, num_args, options, inputs, &donating);
+  }
+  std::vector<Job> jobs;
+  for (size_t d = 0; d < devices.size() && s.ok(); ++d) {
+    PJRT_Device* device = devices[d];
+    std::vector<std::shared_ptr<DeviceArray>> inputs = std::move(all_inputs[d]);
+    std::vector<int64_t> donating;
+    s = TakeDonations(program, num_args ? arg_lists[d] : nullptr, num_args, options, inputs,
+                      &donating);
     if (!s.ok()) break;
     bridge::RunPlace place = PlaceOf(*exe, device);
     place.run = run;
