@@ -25,9 +25,10 @@ import sys
 
 from jax_pyrt.contexts import nested_operations, new_context
 
-# Shardy from JAX's lowering to per-device programs (see shared notes: sdy-insert-explicit-
-# reshards needs enable-full-version, sdy-resolve-permutation-factors avoids a crash on cumsum,
-# sdy-import-func-calls handles sharded calls).
+# Shardy from JAX's lowering to per-device programs (docs/multi-device.md): sdy-insert-explicit-
+# reshards needs enable-full-version (else a contracting-sharded dot crashes),
+# sdy-resolve-permutation-factors avoids a crash on cumsum, sdy-import-func-calls handles
+# sharded calls.
 PROPAGATE = ("builtin.module(func.func(chlo-legalize-to-stablehlo), sdy-propagation-pipeline, "
              "sdy-close-shardings)")
 RESHARD = ("builtin.module(func.func(sdy-insert-explicit-reshards{enable-full-version=true}), "
