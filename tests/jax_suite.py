@@ -99,9 +99,6 @@ KNOWN = {
     "export_test.py::JaxExportTest::test_*multi_platform*":
         "the test exports for a fixed list of platforms (cpu, tpu, cuda, rocm) and calls the "
         "export on the default device, pyrt, which is not among them",
-    "memories_test.py::StreamAnnotationTest::test_compute_on2_out_mem_space*":
-        "JAX skips it on XLA:CPU; it expects pinned_host results of compute_on, a memory "
-        "pyrt's devices do not have",
     "multi_device_test.py::MultiDeviceTest::test_lax_full_like_efficient":
         "JAX skips it on XLA:CPU (no memory stats there); it sizes an array from "
         "bytes_reservable_limit, which pyrt does not report (device memory is host memory)",
