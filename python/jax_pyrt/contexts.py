@@ -29,3 +29,51 @@ def nested_operations(operation):
             for inner in block.operations:
                 yield inner.operation
                 yield from nested_operations(inner.operation)
+
+
+def main_function(module):
+    """The @main func.func operation of a module."""
+    from jaxlib.mlir import ir
+
+    from .errors import InvalidProgramError
+
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and \
+                ir.StringAttr(op.operation.attributes["sym_name"]).value == "main":
+            return op.operation
+    raise InvalidProgramError("pyrt: invalid program: it has no @main function")
+
+
+def function_type(function):
+    from jaxlib.mlir import ir
+
+    return ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
+
+
+def sdy_shardings(function, which):
+    """The sdy.sharding of each argument (`which` = "arg_attrs") or result ("res_attrs") of a
+    function, as text, None where there is none."""
+    from jaxlib.mlir import ir
+
+    if which not in function.attributes:
+        kind = function_type(function)
+        return [None] * len(kind.inputs if which == "arg_attrs" else kind.results)
+    return [str(ir.DictAttr(d)["sdy.sharding"]) if "sdy.sharding" in ir.DictAttr(d) else None
+            for d in ir.ArrayAttr(function.attributes[which])]
+
+
+def meshes(module):
+    """{mesh name: (axis names, axis sizes, device ids or None)} of the module's sdy.mesh ops."""
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import sdy
+
+    found = {}
+    for op in module.body.operations:
+        if op.operation.name != "sdy.mesh":
+            continue
+        mesh = sdy.MeshAttr(op.operation.attributes["mesh"])
+        axes = [sdy.MeshAxisAttr(a) for a in mesh.axes]
+        name = ir.StringAttr(op.operation.attributes["sym_name"]).value
+        found[name] = ([a.name for a in axes], [a.size for a in axes],
+                       list(mesh.device_ids) or None)
+    return found

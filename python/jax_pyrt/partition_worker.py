@@ -23,6 +23,7 @@ import pickle
 import struct
 import sys
 
+from jax_pyrt import contexts
 from jax_pyrt.contexts import nested_operations, new_context
 
 # Shardy from JAX's lowering to per-device programs (docs/multi-device.md): sdy-insert-explicit-
@@ -53,30 +54,6 @@ def _write(stream, obj):
     data = pickle.dumps(obj)
     stream.write(struct.pack("<Q", len(data)) + data)
     stream.flush()
-
-
-def _entry(module, ir):
-    for op in module.body.operations:
-        if op.operation.name == "func.func" and \
-                ir.StringAttr(op.operation.attributes["sym_name"]).value == "main":
-            return op.operation
-    raise ValueError("the program has no @main")
-
-
-def _shardings(main, ir, which):
-    """The sdy.sharding of each argument (`which` = "arg_attrs") or result ("res_attrs") of
-    @main, as text, None where there is none."""
-    attrs = main.attributes
-    if which not in attrs:
-        count = len(ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value).inputs
-                    if which == "arg_attrs" else
-                    ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value).results)
-        return [None] * count
-    out = []
-    for d in ir.ArrayAttr(attrs[which]):
-        d = ir.DictAttr(d)
-        out.append(str(d["sdy.sharding"]) if "sdy.sharding" in d else None)
-    return out
 
 
 def _body_op(operation):
@@ -112,24 +89,12 @@ def _suspect(module, user_permutes):
     return ""
 
 
-def _meshes(module, ir):
-    """{mesh name: {axis name: size}} of the module's sdy.mesh ops."""
-    from jaxlib.mlir.dialects import sdy
-
-    meshes = {}
-    for op in module.body.operations:
-        if op.operation.name == "sdy.mesh":
-            mesh = sdy.MeshAttr(op.operation.attributes["mesh"])
-            meshes[ir.StringAttr(op.operation.attributes["sym_name"]).value] = {
-                sdy.MeshAxisAttr(a).name: sdy.MeshAxisAttr(a).size for a in mesh.axes}
-    return meshes
-
-
 def _devices_per_dim(sharding, meshes):
     """For each dimension of a TensorShardingAttr, over how many devices it is split."""
     from jaxlib.mlir.dialects import sdy
 
-    mesh = meshes.get(str(sharding.mesh_or_ref).lstrip("@"), {})
+    names, sizes, _ = meshes.get(str(sharding.mesh_or_ref).lstrip("@"), ((), (), None))
+    mesh = dict(zip(names, sizes))
     counts = []
     for dim_sharding in sharding.dimension_shardings:
         devices = 1
@@ -158,8 +123,8 @@ def _indexes_sharded_dimension(module, ir):
     clamps the indices with bounds from uninitialized memory (wrong values, or a crash)."""
     from jaxlib.mlir.dialects import sdy, stablehlo
 
-    meshes = _meshes(module, ir)
-    main = _entry(module, ir)
+    meshes = contexts.meshes(module)
+    main = contexts.main_function(module)
     shardings = {}
     if "arg_attrs" in main.attributes:
         for arg, d in zip(main.regions[0].blocks[0].arguments,
@@ -192,7 +157,7 @@ def _not_divisible(module, ir):
     pads such values, and a reduction afterwards adds the padding in)."""
     from jaxlib.mlir.dialects import sdy
 
-    meshes = _meshes(module, ir)
+    meshes = contexts.meshes(module)
 
     def check(sharding, shape, where):
         for dim, devices in zip(shape, _devices_per_dim(sharding, meshes)):
@@ -200,7 +165,7 @@ def _not_divisible(module, ir):
                 return f"{where}: a dimension of {dim} sharded over {devices} devices"
         return ""
 
-    main = _entry(module, ir)
+    main = contexts.main_function(module)
     inputs = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value).inputs
     if "arg_attrs" in main.attributes:
         for d, t in zip(ir.ArrayAttr(main.attributes["arg_attrs"]), inputs):
@@ -222,7 +187,7 @@ def _not_divisible(module, ir):
 def _localize_loop_arguments(module, ir):
     """Gives while-loop region block arguments their local types, from the loop's shardings:
     Shardy's global-to-local conversion converts the loop's operands but not them."""
-    meshes = _meshes(module, ir)
+    meshes = contexts.meshes(module)
     for op in nested_operations(module.operation):
         if op.name != "stablehlo.while":
             continue
@@ -252,9 +217,9 @@ def partition(artifact, partitions, plain=False):
         # The bundled Shardy reduces unreduced values more than once (or not at all).
         unreduced = ("unreduced shardings" if "unreduced=" in
                      module.operation.get_asm(large_elements_limit=16) else "")
-        main = _entry(module, ir)
-        arguments = _shardings(main, ir, "arg_attrs")
-        results = _shardings(main, ir, "res_attrs")
+        main = contexts.main_function(module)
+        arguments = contexts.sdy_shardings(main, "arg_attrs")
+        results = contexts.sdy_shardings(main, "res_attrs")
         risky = (unreduced or _not_divisible(module, ir) or
                  _indexes_sharded_dimension(module, ir))
         if risky:  # pyrt runs the global program: no need to partition (or to risk a crash)

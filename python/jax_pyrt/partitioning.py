@@ -31,7 +31,8 @@ from jaxlib import xla_client
 from jaxlib.mlir import ir
 from jaxlib.mlir.dialects import sdy
 
-from .contexts import nested_operations
+from .contexts import (function_type, main_function, meshes, nested_operations, new_context,
+                       sdy_shardings)
 from .errors import ExecutionError, UnsupportedError
 
 log = logging.getLogger("jax_pyrt")
@@ -140,20 +141,6 @@ atexit.register(partitioner.stop)
 
 
 # ------------------------------------------------------------------------------ shardings
-
-def meshes(module):
-    """{mesh name: (axis names, axis sizes, device ids or None)} of the module's sdy.mesh ops."""
-    found = {}
-    for op in module.body.operations:
-        if op.operation.name != "sdy.mesh":
-            continue
-        mesh = sdy.MeshAttr(op.operation.attributes["mesh"])
-        axes = [sdy.MeshAxisAttr(a) for a in mesh.axes]
-        ids = list(mesh.device_ids) or None
-        name = ir.StringAttr(op.operation.attributes["sym_name"]).value
-        found[name] = ([a.name for a in axes], [a.size for a in axes], ids)
-    return found
-
 
 def is_global(module):
     """Whether the module is a global program JAX sharded (it declares a sdy.mesh)."""
@@ -298,8 +285,6 @@ def local_shape(sharding, shape):
 def without_shardy_ops(text):
     """A module's text without its sdy.sharding_constraint ops: what jaxlib can turn into HLO
     text (Compiled.as_text) when it asks for the optimized program."""
-    from .contexts import new_context
-
     context = new_context()
     with context, ir.Location.unknown():
         module = ir.Module.parse(text, context)
@@ -324,7 +309,7 @@ class Plan:
 
     def replicated_shardings(self):
         """(parameter, output) shardings of the module, all replicated."""
-        main = _function_type(_entry(self.module))
+        main = function_type(main_function(self.module))
         return [_replicated()] * len(main.inputs), [_replicated()] * len(main.results)
 
     def local_types(self, prepared):
@@ -336,20 +321,19 @@ class Plan:
 
 def plan(module, artifact, tokens, partitions, name):
     """The Plan of a global program over `partitions` devices (module docstring)."""
-    from .contexts import new_context
-
     program = artifact if not any(tokens) else module.operation.get_asm(
         enable_debug_info=True).encode()  # the entry was rewritten (ordered effects)
     table = meshes(module)
-    main = _entry(module)
+    main = main_function(module)
     try:
         local_text, suspect, arguments, results = partitioner.partition(program, partitions)
         failure = ""
     except PartitionerError as e:
         failure, suspect = str(e), ""
-        arguments, results = _shardings(main, "arg_attrs"), _shardings(main, "res_attrs")
-    ranks = [len(getattr(t, "shape", ())) for t in _function_type(main).inputs]
-    out_ranks = [len(getattr(t, "shape", ())) for t in _function_type(main).results]
+        arguments = sdy_shardings(main, "arg_attrs")
+        results = sdy_shardings(main, "res_attrs")
+    ranks = [len(getattr(t, "shape", ())) for t in function_type(main).inputs]
+    out_ranks = [len(getattr(t, "shape", ())) for t in function_type(main).results]
     context = ir.Context.current
     shardings = ([hlo_sharding(s, table, r, context) for s, r in zip(arguments, ranks)],
                  [hlo_sharding(s, table, r, context) for s, r in zip(results, out_ranks)])
@@ -362,28 +346,6 @@ def plan(module, artifact, tokens, partitions, name):
     why = failure or f"Shardy's program shows a known miscompile ({suspect})"
     log.debug("pyrt: %s runs as one global program (%s)", name, why)
     return Plan(module, context, "global", shardings, GlobalRun(*shardings, partitions))
-
-
-def _entry(module):
-    for op in module.body.operations:
-        if op.operation.name == "func.func" and \
-                ir.StringAttr(op.operation.attributes["sym_name"]).value == "main":
-            return op.operation
-    raise UnsupportedError("pyrt: the program has no @main function")
-
-
-def _function_type(main):
-    return ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
-
-
-def _shardings(main, which):
-    """The sdy.sharding texts of @main's arguments or results (None where there is none)."""
-    count = len(_function_type(main).inputs if which == "arg_attrs" else
-                _function_type(main).results)
-    if which not in main.attributes:
-        return [None] * count
-    return [str(ir.DictAttr(d)["sdy.sharding"]) if "sdy.sharding" in ir.DictAttr(d) else None
-            for d in ir.ArrayAttr(main.attributes[which])]
 
 
 class GlobalRun:

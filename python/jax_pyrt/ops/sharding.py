@@ -13,7 +13,8 @@ from jaxlib.mlir.dialects import sdy
 
 from ..communicator import Communicator
 from ..errors import ExecutionError
-from ..partitioning import assemble, hlo_sharding, meshes, split
+from ..contexts import meshes
+from ..partitioning import assemble, hlo_sharding, split
 from .base import InContext, RunContext, op
 
 
