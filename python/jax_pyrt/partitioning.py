@@ -18,6 +18,7 @@ jaxlib's xla_client from Shardy's shardings.
 """
 
 import atexit
+import functools
 import logging
 import os
 import pickle
@@ -215,6 +216,7 @@ def _replicated():
     return proto.SerializeToString()
 
 
+@functools.lru_cache(maxsize=4096)  # the global path asks per run, with the same few shardings
 def shard_slices(sharding, shape, devices):
     """{logical device id: (tuple of slices, partial)} of a value of `shape` sharded as
     `sharding` (a serialized OpSharding) over `devices` devices. `partial` is the device's
@@ -252,7 +254,7 @@ def assemble(sharding, shape, dtype, parts, devices):
     sharded as `sharding`: each part in its place, once per set of replicas; the parts of an
     unreduced sharding add up."""
     whole = np.zeros(shape, dtype)
-    placement = shard_slices(sharding, shape, devices)
+    placement = shard_slices(sharding, tuple(shape), devices)
     unreduced = any(partial for _, partial in placement.values())
     taken = set()  # (part, partial) already in: replicas hold the same values
     for device, (part, partial) in placement.items():
@@ -277,7 +279,7 @@ def split(sharding, whole, devices):
 
 def local_shape(sharding, shape):
     """The shape of each device's part of a value of `shape` sharded as `sharding`."""
-    parts = shard_slices(sharding, shape, 0)
+    parts = shard_slices(sharding, tuple(shape), 0)
     first = next(iter(parts.values()), (tuple(slice(None) for _ in shape), 0))[0]
     return tuple(len(range(*s.indices(n))) for s, n in zip(first, shape))
 
@@ -285,6 +287,8 @@ def local_shape(sharding, shape):
 def without_shardy_ops(text):
     """A module's text without its sdy.sharding_constraint ops: what jaxlib can turn into HLO
     text (Compiled.as_text) when it asks for the optimized program."""
+    if "sdy.sharding_constraint" not in text:
+        return text
     context = new_context()
     with context, ir.Location.unknown():
         module = ir.Module.parse(text, context)
