@@ -9,14 +9,16 @@ little-endian), on stdin and stdout:
 
     request:  (the global module: portable artifact or MLIR text, number of partitions,
                plain: whether to leave out sdy-resolve-permutation-factors)
-    answer:   ("ok", MLIR text of the per-device module, suspect or "",
+    answer:   ("ok", MLIR text of the per-device module, why global or "",
                [argument sharding], [result sharding])   # each sharding: an sdy text or None
               ("error", message)
 
 The per-device module has local shapes and StableHLO collectives with replica_groups (the
-manual computations of shard_map and pmap inlined). `suspect` names a known Shardy miscompile
-the module shows (for example an add all_reduce after a max reduce), in which case pyrt runs
-the global program instead. It imports only jaxlib and jax_pyrt.contexts.
+manual computations of shard_map and pmap inlined). `why global`, if not empty, says why pyrt
+must run the global program instead: a program shape Shardy is known to mishandle, a known
+miscompile the module shows (for example an add all_reduce after a max reduce), or a failure
+of the passes after propagation. The shardings are propagated ones whenever propagation ran.
+It imports only jaxlib and jax_pyrt.contexts.
 """
 
 import pickle
@@ -223,14 +225,22 @@ def partition(artifact, partitions, plain=False):
         risky = (unreduced or _not_divisible(module, ir) or
                  _indexes_sharded_dimension(module, ir))
         if risky:  # pyrt runs the global program: no need to partition (or to risk a crash)
-            return "", risky, arguments, results
+            return "", f"{risky}, which Shardy mishandles", arguments, results
         permutes = _count(module, "stablehlo.collective_permute")
-        passmanager.PassManager.parse(RESHARD_PLAIN if plain else RESHARD).run(module.operation)
-        _localize_loop_arguments(module, ir)
-        passmanager.PassManager.parse(TO_LOCAL).run(module.operation)
+        try:
+            passmanager.PassManager.parse(RESHARD_PLAIN if plain else RESHARD).run(
+                module.operation)
+            _localize_loop_arguments(module, ir)
+            passmanager.PassManager.parse(TO_LOCAL).run(module.operation)
+        except Exception as e:  # e.g. a per-device dynamic_slice larger than its operand
+            return "", f"Shardy failed to partition it: {type(e).__name__}: {e}", arguments, \
+                results
         suspect = _suspect(module, permutes)
+        if suspect:
+            return "", f"Shardy's program shows a known miscompile: {suspect}", arguments, \
+                results
         text = module.operation.get_asm(enable_debug_info=True)
-    return text, suspect, arguments, results
+    return text, "", arguments, results
 
 
 def main():

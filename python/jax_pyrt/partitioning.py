@@ -10,8 +10,8 @@ runs on pyrt by one of two paths, chosen at compile time (and said at debug log 
   which this module starts, and starts again if it dies.
 * **global**: the global program runs once, on the gathered arguments, and each device gets its
   part of the results; its shard_map / pmap regions run once per device (ops/sharding.py).
-  Taken when Shardy fails or crashes, or when its program shows a known miscompile (see
-  partition_worker.py and docs/multi-device.md).
+  Taken when Shardy fails or crashes, when the program has a shape Shardy mishandles, or when
+  its program shows a known miscompile (see partition_worker.py and docs/multi-device.md).
 
 Shardings cross to jaxlib as serialized xla.OpSharding protos (`hlo_sharding`), made with
 jaxlib's xla_client from Shardy's shardings.
@@ -85,7 +85,7 @@ class Partitioner:
                 pass
 
     def partition(self, program, partitions):
-        """(per-device MLIR text, suspect, argument shardings, result shardings) for a global
+        """(per-device MLIR text, why global, argument shardings, result shardings) for a global
         `program` (portable artifact or MLIR text); raises PartitionerError. A program that
         kills the process gets a second try with the plain pipeline (partition_worker)."""
         try:
@@ -330,10 +330,9 @@ def plan(module, artifact, tokens, partitions, name):
     table = meshes(module)
     main = main_function(module)
     try:
-        local_text, suspect, arguments, results = partitioner.partition(program, partitions)
-        failure = ""
-    except PartitionerError as e:
-        failure, suspect = str(e), ""
+        local_text, why, arguments, results = partitioner.partition(program, partitions)
+    except PartitionerError as e:  # shardings as JAX gave them: propagation did not run
+        why = str(e)
         arguments = sdy_shardings(main, "arg_attrs")
         results = sdy_shardings(main, "res_attrs")
     ranks = [len(getattr(t, "shape", ())) for t in function_type(main).inputs]
@@ -341,13 +340,12 @@ def plan(module, artifact, tokens, partitions, name):
     context = ir.Context.current
     shardings = ([hlo_sharding(s, table, r, context) for s, r in zip(arguments, ranks)],
                  [hlo_sharding(s, table, r, context) for s, r in zip(results, out_ranks)])
-    if not failure and not suspect:
+    if not why:
         local_context = new_context()
         with local_context, ir.Location.unknown():
             local = ir.Module.parse(local_text, local_context)
         log.debug("pyrt: %s runs on %d devices as Shardy's per-device program", name, partitions)
         return Plan(local, local_context, "spmd", shardings)
-    why = failure or f"Shardy's program shows a known miscompile ({suspect})"
     log.debug("pyrt: %s runs as one global program (%s)", name, why)
     return Plan(module, context, "global", shardings, GlobalRun(*shardings, partitions))
 
