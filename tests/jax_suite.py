@@ -79,19 +79,13 @@ KNOWN = {
         "counts the collectives in XLA's optimized HLO; pyrt runs programs with unreduced "
         "values as one global program, with XLA:CPU's values (docs/multi-device.md)",
     **{f"pjit_test.py::ShardingInTypesTest::{name}":
-        "checks each device's part of an unreduced array, which is XLA's choice; pyrt's global "
-        "path keeps the whole value on one device of each group and zeros on the others: the "
-        "same sum, and the same values once resharded (docs/multi-device.md)"
+        "checks each device's part of an unreduced array that a non-manual op computed, which "
+        "is XLA's choice; pyrt's global path keeps the whole value on one device of each group "
+        "and zeros on the others: the same sum, and the same values once resharded "
+        "(docs/multi-device.md)"
        for name in ("test_bincount", "test_segment_sum", "test_segment_max", "test_segment_prod",
                     "test_identity_jit_out_unreduced", "test_reduce_sum_scalar_unreduced",
                     "test_reduced_reshard_unreduced_bwd", "test_unreduced_einsum_basic")},
-    **{f"shard_map_test.py::ShardMapTest::{name}":
-        "checks each device's part of an unreduced shard_map result, which is XLA's choice; "
-        "pyrt's global path keeps the whole value on one device of each group and zeros on "
-        "the others: the same sum (docs/multi-device.md)"
-       for name in ("test_matmul_unreduced", "test_unreduced_replicated_bitcast",
-                    "test_replicated_unreduced_bitcast_check_vma_false*",
-                    "test_sharded_unreduced_roundtrip_check_vma_false*")},
     "compilation_cache_test.py::CompilationCache*Test::*":
         "a JAX test bug on platforms other than tpu/gpu/cpu: CompilationCacheTest's setUp "
         "installs its in-memory cache and then skips, so tearDown never restores it and "
@@ -105,21 +99,8 @@ KNOWN = {
 }
 
 # Tests that fail on pyrt because pyrt does not do something yet (a gap, never a wrong value):
-# pattern -> what is missing. Rendered apart from KNOWN; each is work left.
-GAPS = {
-    "shard_map_test.py::ShardMapTest::test_*reduced*":
-        "a shard_map taking an unreduced operand, in a program Shardy cannot partition (the "
-        "bundled Shardy reduces unreduced values twice) and that cannot run on global arrays "
-        "(its body sees each device's partial value, which a global array does not keep)",
-    "pjit_test.py::ShardingInTypesTest::test_top_level_ag_multi*":
-        "a shard_map taking an unreduced operand (top_level_all_gather's transpose), as above",
-    "array_test.py::JaxArrayTest::test_array_getitem_compile_multi_device_sharding":
-        "a result sharding on the global path comes from Shardy's propagation, which "
-        "replicates this gather's result where XLA shards it (the values are right)",
-    "pjit_test.py::ShardingInTypesTest::test_abstract_mesh_changing_names_sizes_auto_mode":
-        "a result sharding after a constraint over a changed abstract mesh: Shardy's "
-        "propagation gives P() where XLA gives P('a') (the values are right)",
-}
+# pattern -> what is missing. Rendered apart from KNOWN; each is work left. None is known now.
+GAPS = {}
 
 
 def test_files(checkout, patterns):

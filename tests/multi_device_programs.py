@@ -473,6 +473,60 @@ def family_shardy():
                 a, axes=(0, 1), out_sharding=P(None, unreduced={"x"})))(a)
             return jax.sharding.reshard(out, P(None))
     compare("unreduced result, then resharded", unreduced)
+
+    # Shardy's later passes fail on these; the global path keeps the propagated shardings.
+    def dynamic_slice(d):  # the per-device dynamic_slice would be larger than its operand
+        mesh = Mesh(np.array(d[:8]).reshape(2, 2, 2), ("x", "y", "z")) if N >= 8 else mesh2(d)
+        spec = P("x", "y", "z") if N >= 8 else P("a", "b")
+        a = jax.device_put(np.arange(32.0, dtype=np.float32).reshape(4, 4, 2),
+                           NamedSharding(mesh, spec))
+        return jax.jit(lambda a, i: a[i] * 2)(a, jnp.array(0))
+    compare("dynamic_slice on a sharded array", dynamic_slice)
+
+    def changed_abstract_mesh(d):  # a constraint over another mesh of the same devices
+        mesh = jax.make_mesh((2, 2), ("x", "y"), devices=d[:4],
+                             axis_types=(AxisType.Auto,) * 2)
+        with jax.set_mesh(mesh):
+            def f(x):
+                other = mesh.abstract_mesh.update(axis_sizes=(4, 1), axis_names=("a", "b"))
+                with jax.sharding.use_abstract_mesh(other):
+                    return jax.lax.with_sharding_constraint(jnp.abs(x), P(("a", "b"))) * 2
+            return jax.jit(f)(jax.device_put(np.arange(16.0, dtype=np.float32).reshape(8, 2),
+                                             P("x", "y")))
+    compare("a constraint over a changed abstract mesh", changed_abstract_mesh)
+
+    def shards(array):  # what each device holds: unreduced parts are not a global value
+        return [np.asarray(s.data) for s in sorted(array.addressable_shards,
+                                                   key=lambda s: s.device.id)]
+
+    def explicit_mesh(d, shape=(N,), names=("x",)):
+        return jax.make_mesh(shape, names, devices=d, axis_types=(AxisType.Explicit,) * len(shape))
+
+    def matmul_unreduced(d):  # each device keeps its own partial product, as in XLA
+        mesh = explicit_mesh(d, (2, N // 2), ("x", "y"))
+        a = np.arange(2.0 * N, dtype=np.float32).reshape(2, N)
+        b = np.arange(2.0 * N, dtype=np.float32).reshape(N, 2)
+        with jax.set_mesh(mesh):
+            f = jax.jit(jax.shard_map(lambda a, b: a @ b, in_specs=(P("x", "y"), P("y", None)),
+                                      out_specs=P("x", None, unreduced={"y"})))
+            out = f(jax.device_put(a, P("x", "y")), jax.device_put(b, P("y", None)))
+            return shards(out), jax.sharding.reshard(out, P("x", None))
+    compare("shard_map with an unreduced result", matmul_unreduced)
+
+    def unreduced_operand(d):  # parts made by one program, summed by the next one's body
+        mesh = explicit_mesh(d)
+        with jax.set_mesh(mesh):
+            parts = jax.jit(jax.shard_map(lambda v: v * 3, in_specs=P("x"),
+                                          out_specs=P(unreduced={"x"})))(
+                jax.device_put(np.arange(2 * N, dtype=np.int32), P("x")))
+            total = jax.jit(jax.shard_map(lambda v: jax.lax.psum(v, "x") + v, in_specs=P(
+                unreduced={"x"}), out_specs=P("x"), check_vma=False))(parts)
+            # check_vma=False: each device returns its own part as its "replica", kept as is
+            own = jax.jit(jax.shard_map(lambda v: v, in_specs=P(unreduced={"x"}),
+                                        out_specs=P(), check_vma=False))(parts)
+            return shards(parts), total, shards(own)
+    compare("shard_map taking an unreduced operand", unreduced_operand)
+
     compare("sharded func.call results", on(jax.jit(lambda a: jax.jit(jnp.sin)(a) * 2)),
             rtol=1e-6)  # sin: 1 ulp, as on one device
     compare("gather on an unsharded dim", on(lambda a: a[:, jnp.array([3, 0, 7, 7])]))

@@ -44,10 +44,10 @@ def test_family_matches_xla_cpu(family, devices):
         assert report["partitioner_deaths"] >= 1
     if family == "shardy":
         # max/argmax/all over a sharded dim, the padded reduction, the sharded gather, the
-        # shard_map under a max, the unreduced value (twice: its program and the reshard): the
+        # shard_map under a max, the unreduced values (their programs and the reshards): the
         # global path. cumsum (with resolved permutation factors Shardy is right), the
         # unsharded gather: spmd.
-        assert paths["global"] >= 8 and paths["spmd"] >= 2, paths
+        assert paths["global"] >= 15 and paths["spmd"] >= 2, paths
     if family == "failures":
         failure = report["failure"]
         assert "stablehlo.all_reduce" in failure["message"], failure

@@ -277,6 +277,42 @@ def split(sharding, whole, devices):
             for device, (part, partial) in shard_slices(sharding, whole.shape, devices).items()}
 
 
+class DeviceParts:
+    """Each device's own part of the values of one run on global arrays.
+
+    A global array keeps one value per place: the sum of an unreduced value's parts (any split
+    of the sum is a valid set of parts), one replica of a replicated value. XLA keeps what each
+    device computed, and a shard_map taking the value unreduced, one that returns
+    device-varying values as replicated (check_vma=False), or a user reading the result's
+    shards sees it. So the parts of a value entering the run, or leaving a manual computation,
+    are kept beside its global array and given back when that same array (same buffer, same
+    bytes) is split again the same way."""
+
+    def __init__(self):
+        self._kept = {}  # (address, bytes) -> (global array, sharding, {device: part})
+
+    def keep(self, whole, sharding, parts):
+        shape = local_shape(sharding, whole.shape)
+        self._kept[_buffer(whole)] = (whole, sharding, {device: np.asarray(part).reshape(shape)
+                                                        for device, part in parts.items()})
+
+    def split(self, sharding, whole, devices):
+        """`split(sharding, whole, devices)`, with the kept parts if `whole` is a kept value."""
+        kept = self._kept.get(_buffer(whole))
+        if kept is not None and whole.flags.c_contiguous:
+            array, kept_sharding, parts = kept
+            same_place = (shard_slices(sharding, whole.shape, devices) ==
+                          shard_slices(kept_sharding, array.shape, devices))
+            if same_place and np.array_equal(array.reshape(-1).view(np.uint8),
+                                             whole.reshape(-1).view(np.uint8)):
+                return parts
+        return split(sharding, whole, devices)
+
+
+def _buffer(array):
+    return array.__array_interface__["data"][0], array.nbytes
+
+
 def local_shape(sharding, shape):
     """The shape of each device's part of a value of `shape` sharded as `sharding`."""
     parts = shard_slices(sharding, tuple(shape), 0)
@@ -393,14 +429,17 @@ class GlobalRun:
             raise ExecutionError(f"pyrt: {what} of a program run on global arrays: {e}") from None
 
     def _compute(self, entry, shards, ctx):
+        ctx.device_parts = DeviceParts()
         inputs = []
         for i, (sharding, (dtype, shape)) in enumerate(zip(self.parameter_shardings,
                                                            self.inputs)):
             parts = {device: shard[i].view(dtype) for device, shard in enumerate(shards)}
-            inputs.append(assemble(sharding, shape, dtype, parts, self.devices)
-                          .reshape(-1).view(np.uint8))
+            whole = assemble(sharding, shape, dtype, parts, self.devices)
+            ctx.device_parts.keep(whole, sharding, parts)
+            inputs.append(whole.reshape(-1).view(np.uint8))
         results = entry(inputs, ctx)
-        return [{device: part.reshape(-1).view(np.uint8) for device, part in
-                 split(sharding, result.view(dtype).reshape(shape), self.devices).items()}
+        return [{device: np.ascontiguousarray(part).reshape(-1).view(np.uint8) for device, part
+                 in ctx.device_parts.split(sharding, result.view(dtype).reshape(shape),
+                                        self.devices).items()}
                 for result, sharding, (dtype, shape) in zip(results, self.output_shardings,
                                                             self.outputs)]

@@ -84,10 +84,11 @@ class InContext:
 
 class RunContext:
     """Which device runs one run of a program: its id (as jax.Device.id), its replica and
-    partition ids, and the communicator its collectives meet through (None when the program
-    runs on one device)."""
+    partition ids, the communicator its collectives meet through (None when the program
+    runs on one device), and, in a run on global arrays, the devices' own parts of its values
+    (partitioning.DeviceParts)."""
 
-    __slots__ = ("device", "replica", "partition", "communicator", "counters")
+    __slots__ = ("device", "replica", "partition", "communicator", "counters", "device_parts")
 
     def __init__(self, device=0, replica=0, partition=0, communicator=None):
         self.device = device
@@ -95,6 +96,7 @@ class RunContext:
         self.partition = partition
         self.communicator = communicator
         self.counters = {}  # collective -> how often this device has run it in this run
+        self.device_parts = None
 
 
 _LOCATION = re.compile(r'"([^"]+)":(\d+)')

@@ -14,7 +14,7 @@ from jaxlib.mlir.dialects import sdy
 from ..communicator import Communicator
 from ..errors import ExecutionError
 from ..contexts import meshes
-from ..partitioning import assemble, hlo_sharding, split
+from ..partitioning import DeviceParts, assemble, hlo_sharding
 from .base import InContext, RunContext, op
 
 
@@ -36,7 +36,8 @@ def manual_computation(op_):
     """Shardy: manual_computation (shard_map, pmap) in a program run on global arrays. The
     body runs on each of the program's devices (one thread each, partition_id the device's
     logical id), on its part of each operand under in_shardings; the results are put
-    together under out_shardings (the parts of an unreduced one add up)."""
+    together under out_shardings (the parts of an unreduced one add up), and each device's
+    own parts are kept for the run (partitioning.DeviceParts)."""
     devices = op_.context.num_replicas * op_.context.num_partitions
     if op_.context.num_replicas > 1:
         raise op_.unsupported("replicas (pyrt runs manual computations over partitions)")
@@ -48,11 +49,6 @@ def manual_computation(op_):
         return [hlo_sharding(str(s), table, len(t.shape), context)
                 for s, t in zip(values, types)]
 
-    if "unreduced" in str(op_.attr("in_shardings")):
-        raise op_.unsupported(
-            "an unreduced operand in a program run on global arrays: its body would see each "
-            "device's partial value, which a global array does not keep (docs/multi-device.md)")
-
     ins = shardings("in_shardings", op_.operand_types)
     outs = shardings("out_shardings", op_.result_types)
     out_types = op_.result_types
@@ -60,7 +56,8 @@ def manual_computation(op_):
 
     def kernel(ctx, regions, *operands):
         (body,) = regions
-        parts = [split(s, np.asarray(x), devices) for s, x in zip(ins, operands)]
+        kept = ctx.device_parts or DeviceParts()
+        parts = [kept.split(s, np.asarray(x), devices) for s, x in zip(ins, operands)]
         communicator = Communicator(devices)
         results, errors = [None] * devices, [None] * devices
 
@@ -87,6 +84,7 @@ def manual_computation(op_):
         for i, (sharding, t) in enumerate(zip(outs, out_types)):
             pieces = {d: results[d][i] for d in range(devices)}
             out.append(assemble(sharding, t.shape, t.dtype, pieces, devices))
+            kept.keep(out[-1], sharding, pieces)
         return tuple(out)  # (an op with regions returns a sequence)
 
     return InContext(kernel, regions_take_context=True)
