@@ -22,7 +22,7 @@ import weakref
 import numpy as np
 from jaxlib.mlir import ir
 
-from . import dtypes, ops
+from . import dtypes, fusion, ops
 from .contexts import nested_operations
 from .errors import InvalidProgramError, UnsupportedError
 from .ops.base import CompileContext, Constant, InContext, Op
@@ -86,11 +86,21 @@ class Compiler:
         lines = [(f"{indent}def {name}({', '.join(params)}):", None)]
         body = indent + "    "
         dies_after = self._dies_after(block, operations[:terminator + 1])
+        # Groups of fused elementwise ops run as one call at their last op; the constants and
+        # broadcast views between their ops stay where they are.
+        fused = {members[-1]: members for members in fusion.groups(body_ops, kernels)}
+        members = {i for group in fused.values() for i in group}
+        before_call = {i for group in fused.values() for i in range(group[0], group[-1])}
+        dead = []  # names to delete; inside a group, only after its call
         for i, (operation, kernel) in enumerate(zip(body_ops, kernels)):
-            lines.extend(self.operation(operation, kernel, values, body, in_place.get(i)))
-            dead = [values[v] for v in dies_after.get(i, ())]
-            if dead:
+            if i in fused:
+                lines.extend(self.group(operations, kernels, fused[i], values, body))
+            elif i not in members:
+                lines.extend(self.operation(operation, kernel, values, body, in_place.get(i)))
+            dead += [values[v] for v in dies_after.get(i, ()) if v in values]
+            if dead and i not in before_call:
                 lines.append((f"{body}del {', '.join(dead)}", None))
+                dead = []
         returned = ([self._lookup(values, v) for v in operations[terminator].operands]
                     if terminator < len(operations) else [])
         lines.append((f"{body}return ({''.join(r + ', ' for r in returned)})", None))
@@ -172,6 +182,18 @@ class Compiler:
                     plan[i] = j
                     break
         return plan
+
+    def group(self, operations, kernels, members, values, indent):
+        """The line running a group of fused elementwise ops (fusion.py) as one call."""
+        kernel, inputs, outputs = fusion.fused_kernel(operations, kernels, members)
+        first = operations[members[0]]
+        origin = (f"{len(members)} fused ops ({first.name}, ...)", self.context.where(first))
+        call = f"{self.bind(kernel, 'g')}({', '.join(self._lookup(values, v) for v in inputs)})"
+        if not outputs:  # nothing reads the group's results
+            return []
+        results = [self.fresh("v") for _ in outputs]
+        values.update(zip(outputs, results))
+        return [(f"{indent}{''.join(r + ', ' for r in results)}= {call}", origin)]
 
     def _lookup(self, values, value):
         if value in values:

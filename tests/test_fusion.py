@@ -1,0 +1,118 @@
+"""Fusion of elementwise ops (fusion.py): the same values as XLA:CPU, and as pyrt op by op."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jax_pyrt import _bridge, fusion
+
+N = 1 << 18  # above fusion.FUSE_ELEMENTS: 16 blocks
+
+
+def _source_of_last_compile():
+    return list(_bridge._cache.values())[-1].source
+
+
+def _group_calls(source):
+    return re.findall(r"= g\d+\(", source)
+
+
+def _op_by_op(pyrt_device, fn, *args, monkeypatch):
+    """fn on pyrt with fusion off: each op a whole-array NumPy call, as before fusion."""
+    with monkeypatch.context() as m:
+        m.setattr(fusion, "FUSE_ELEMENTS", 1 << 62)
+        jax.clear_caches()
+        out = jax.jit(fn)(*[jax.device_put(a, pyrt_device) for a in args])
+        assert not _group_calls(_source_of_last_compile())
+        return jax.tree.map(np.asarray, out)
+
+
+def test_exact_chain_is_one_call_equal_to_cpu(check):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 512), dtype=np.float32)
+    bias = rng.standard_normal(512, dtype=np.float32)
+
+    def f(x, b):  # no a * b + c: XLA:CPU contracts those into fused multiply-adds
+        y = jnp.maximum(x * 3.0, -1.0) + b
+        return jnp.where(y > 0.5, y - b, -y).astype(jnp.float16) * 2
+
+    check(f, x, bias, exact=True)
+    assert _group_calls(_source_of_last_compile())  # jnp.where's call divides the chain
+
+
+def test_transcendental_chain_equals_op_by_op(check, pyrt_device, monkeypatch):
+    x = np.linspace(-3, 3, N, dtype=np.float32)
+    f = lambda x: jnp.tanh(x * 2.0 + 1.0) * x - jnp.exp(-x) + jax.nn.sigmoid(x)  # noqa: E731
+    fused = check(f, x, rtol=2e-6, atol=1e-6)
+    assert _group_calls(_source_of_last_compile())
+    np.testing.assert_array_equal(fused, _op_by_op(pyrt_device, f, x, monkeypatch=monkeypatch))
+
+
+def test_values_read_after_the_group(check):
+    """Several group values escape: to a reduction, to the results, to a later group."""
+    x = np.arange(N, dtype=np.float32).reshape(64, -1) / N
+
+    def f(x):
+        a = x * 2.0
+        b = a + 1.0
+        c = b * b
+        total = c.sum(axis=1)  # ends the group; c escapes
+        return a, total, (c - a) * 0.5
+
+    check(f, x, rtol=1e-6)
+
+
+def test_integer_semantics_in_blocks(check):
+    """Division and remainder by zero, shifts, overflow: XLA:CPU's rules in every block."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(-2**31, 2**31 - 1, (3, 40001), dtype=np.int32)  # blocks do not divide it
+    b = rng.integers(-3, 4, (3, 40001), dtype=np.int32)
+
+    def f(a, b):
+        q = a // b + a % b
+        return (q << (b & 7)) ^ (a * b), jnp.clip(q, -5, 5)
+
+    check(f, a, b, exact=True)
+    assert _group_calls(_source_of_last_compile())
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "5"])
+def test_any_thread_count_gives_the_same_values(check, monkeypatch, threads):
+    monkeypatch.setenv("PYRT_THREADS", threads)
+    x = np.linspace(-1, 1, N + 7, dtype=np.float32)
+    check(lambda x: (jnp.sqrt(jnp.abs(x) + 1.0) - x) * 0.5, x, exact=True)
+
+
+def test_small_arrays_run_op_by_op(check):
+    x = np.linspace(-1, 1, 1000, dtype=np.float32)
+    check(lambda x: (x * 2.0 + 1.0) * x, x, exact=True)
+    assert not _group_calls(_source_of_last_compile())
+
+
+def test_a_failing_block_raises_at_the_call(pyrt_device):
+    """An op that fails at run time in a worker thread fails the program, naming the group."""
+    from jax_pyrt.fusion import Fused
+
+    def bad(x):
+        raise ValueError("bad block")
+
+    group = Fused((N,), [(np.negative, [0], 1, np.float32), (bad, [1], 2, np.float32)], 1, [2],
+                  [np.float32],
+                  ["negate", "bad"])
+    with pytest.raises(ValueError, match="bad block"):
+        group(np.zeros(N, np.float32))
+    assert "negate bad" in repr(group)
+
+
+def test_special_values_raise_no_warnings_in_worker_threads(check):
+    """NumPy's error state is per thread: pool threads ignore overflow and x / 0 as the caller
+    does (JAX's own tests turn warnings into errors)."""
+    import warnings
+
+    x = np.linspace(-1, 1, 4 * N, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(lambda x: jnp.exp(x * 1e3) - (x - x) / (x - x), x, exact=True)
