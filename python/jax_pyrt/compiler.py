@@ -16,6 +16,7 @@ so a failure at run time names them.
 
 import itertools
 import linecache
+import math
 import re
 import weakref
 
@@ -110,7 +111,7 @@ class Compiler:
         """The kernel of one op, from its handler (None for func.call, which the compiler emits)."""
         for r in operation.results:
             if isinstance(r.type, ir.RankedTensorType):
-                self.elements += int(np.prod(r.type.shape, dtype=np.int64))
+                self.elements += math.prod(ir.RankedTensorType(r.type).shape)
         self.has_loops |= operation.name == "stablehlo.while"
         if operation.name in _CALLS:
             return None
@@ -263,7 +264,7 @@ IN_PLACE_ELEMENTS = 1 << 12
 
 
 def _elements(tensor_type):
-    return int(np.prod(tensor_type.shape, dtype=np.int64))
+    return math.prod(tensor_type.shape)
 
 
 def entry_function(module):

@@ -6,6 +6,7 @@ NumPy array (a quantized tensor: its storage integers), a token None, a future o
 Python tuple.
 """
 
+import math
 import re
 
 import ml_dtypes
@@ -38,7 +39,7 @@ class TensorType:
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def __repr__(self):
         element = self.quant if self.quant is not None else self.dtype
@@ -67,8 +68,21 @@ class TupleType:
         return f"tuple<{', '.join(map(repr, self.elements))}>"
 
 
+_TYPES = {}  # the text of an MLIR type -> our view of it (types repeat across a program)
+
+
 def to_type(mlir_type):
     """Our view of an MLIR type."""
+    text = str(mlir_type)
+    known = _TYPES.get(text)
+    if known is None:
+        known = _to_type(mlir_type)
+        if len(_TYPES) < 100_000:
+            _TYPES[text] = known
+    return known
+
+
+def _to_type(mlir_type):
     if isinstance(mlir_type, ir.RankedTensorType):
         t = ir.RankedTensorType(mlir_type)
         if not t.has_static_shape:

@@ -133,6 +133,7 @@ class CompileContext:
                 name = ir.StringAttr(operation.operation.attributes["sym_name"]).value
                 self.functions[name] = operation
         self.call_site = ""
+        self._locations = {}  # operation -> source_location (printing a location is slow)
         # Set by handlers of ops that call back into Python on the host (host callbacks): such
         # programs finish inside Execute, as on XLA:CPU, so their errors raise at the call.
         self.synchronous = False
@@ -140,7 +141,10 @@ class CompileContext:
     def where(self, operation):
         """An op's user-facing `file:line`: its own, else that of the call that reached it (ops
         in JAX's private functions, e.g. inside jnp.fft.fft, carry no file of their own)."""
-        return source_location(operation) or self.call_site
+        location = self._locations.get(operation)
+        if location is None:
+            location = self._locations[operation] = source_location(operation)
+        return location or self.call_site
 
 
 class Op:
