@@ -41,6 +41,10 @@ class TensorType:
     def size(self):
         return math.prod(self.shape)
 
+    def with_rows(self, rows):
+        """This type with `rows` along its first axis (a share of a kernel split by rows)."""
+        return TensorType((rows,) + self.shape[1:], self.dtype, None, self.quant)
+
     def __repr__(self):
         element = self.quant if self.quant is not None else self.dtype
         return f"tensor<{'x'.join(map(str, self.shape))}{'x' if self.shape else ''}{element}>"

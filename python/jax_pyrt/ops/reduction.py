@@ -22,6 +22,7 @@ from jaxlib.mlir import ir
 
 from .. import dtypes
 from ..attributes import enum_name
+from ..threads import by_rows
 from .base import TERMINATORS, op
 from .precision import accumulator_dtype
 
@@ -312,16 +313,28 @@ def reduce(op_):
         return lambda regions, *args: tuple(
             x.astype(t, copy=False) for x, t in zip(args[:n], out_dtypes))
     empty = any(operand_shape[d] == 0 for d in dims) or 0 in op_.result.shape
+    if empty or 0 in dims:  # the rows of a split must be rows of the result too
+        return _reduce_kernel(op_, n, dims, operand_shape, op_.result_types)
+
+    def make(rows):  # the kernel for `rows` rows of the operands (threads.by_rows)
+        return _reduce_kernel(op_, n, dims, (rows,) + operand_shape[1:],
+                              [t.with_rows(rows) for t in op_.result_types])
+
+    return by_rows(make, operand_shape[0], n, op_.operand_types[0].size)
+
+
+def _reduce_kernel(op_, n, dims, operand_shape, result_types):
+    empty = any(operand_shape[d] == 0 for d in dims) or 0 in result_types[0].shape
     if n == 1 and not empty:
         name = simple_body(op_.regions[0])
         if name in ("stablehlo.maximum", "stablehlo.minimum") \
-                and dtypes.is_complex(op_.result.dtype):
-            return _complex_max_min_kernel(name, dims, operand_shape, op_.result)
+                and dtypes.is_complex(result_types[0].dtype):
+            return _complex_max_min_kernel(name, dims, operand_shape, result_types[0])
         if name is not None:
-            return _fast_kernel(name, dims, op_.result)
+            return _fast_kernel(name, dims, result_types[0])
     if n == 2 and not empty and len(dims) == 1:
         kind = arg_reduce_body(op_.regions[0])
         if kind and iota_dimension(op_.operation.operands[1]) == dims[0] \
-                and dtypes.is_integer(op_.result_types[1].dtype):
-            return _arg_kernel(kind, dims[0], op_.result_types)
-    return _tree_kernel(n, dims, operand_shape, op_.result_types)
+                and dtypes.is_integer(result_types[1].dtype):
+            return _arg_kernel(kind, dims[0], result_types)
+    return _tree_kernel(n, dims, operand_shape, result_types)

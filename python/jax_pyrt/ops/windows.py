@@ -38,6 +38,7 @@ import numpy as np
 from jaxlib.mlir import ir
 
 from .. import dtypes
+from ..threads import by_rows
 from .base import TERMINATORS, Op, lookup, op
 from .elementwise import float_max, float_min
 from .precision import accumulator_dtype
@@ -552,16 +553,24 @@ def reduce_window(op_):
         return lambda regions, *args: tuple(np.empty(out_shape, t) for t in out_dtypes)
     if 0 in window:
         return lambda regions, *args: tuple(_coerce(args[count:], out_dtypes, out_shape))
-    if count == 1:
-        name = simple_body(op_.regions[0])
-        if name in ("stablehlo.maximum", "stablehlo.minimum") and dtypes.is_complex(out_dtypes[0]):
-            name = None  # complex max/min (lexicographic, not NaN-propagating): via the body
+    name = simple_body(op_.regions[0]) if count == 1 else None
+    if name in ("stablehlo.maximum", "stablehlo.minimum") and dtypes.is_complex(out_dtypes[0]):
+        name = None  # complex max/min (lexicographic, not NaN-propagating): via the body
+    body = None if name is not None else vectorised_region(op_, 0, "body")
+
+    def make(rows=None):  # the kernel for `rows` rows of the operands (threads.by_rows)
+        operand = shape if rows is None else (rows,) + tuple(shape[1:])
+        results = out_types if rows is None else [t.with_rows(rows) for t in out_types]
         if name is not None:
-            return _fast_window_kernel(name, out_types[0], shape, window, strides, base,
+            return _fast_window_kernel(name, results[0], operand, window, strides, base,
                                        dilation, padding)
-    body = vectorised_region(op_, 0, "body")
-    return _general_window_kernel(body, count, out_types, shape, window, strides, base, dilation,
-                                  padding)
+        return _general_window_kernel(body, count, results, operand, window, strides, base,
+                                      dilation, padding)
+
+    if not rank or (window[0], strides[0], base[0], dilation[0],
+                    tuple(padding[0])) != (1, 1, 1, 1, (0, 0)):
+        return make()  # the first axis is windowed: its rows are not independent
+    return by_rows(make, shape[0], count, op_.operand_types[0].size)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""The one thread pool of pyrt's large kernels, and the kernels it splits by rows.
+
+NumPy releases the GIL inside its loops, so a kernel run on disjoint parts of its operands in
+several threads uses several cores. One pool, sized to the machine (PYRT_THREADS, default
+every core), serves every device, so N devices running at once do not oversubscribe the cores.
+The calling thread takes a share itself and waits for the rest without the GIL.
+"""
+
+import concurrent.futures
+import os
+
+import numpy as np
+
+# Kernels whose split operands hold fewer elements run whole: threads would not pay.
+SPLIT_ELEMENTS = 1 << 18
+
+
+def threads():
+    """How many threads large kernels use (PYRT_THREADS, default: every core)."""
+    count = os.environ.get("PYRT_THREADS", "")
+    return max(1, int(count)) if count.isdigit() else os.cpu_count() or 1
+
+
+_pool = None
+
+
+def pool():
+    """The thread pool every device shares."""
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(max(1, threads() - 1),
+                                                      thread_name_prefix="pyrt")
+    return _pool
+
+
+def run_shares(work, shares):
+    """work(share) for each share, the first on this thread and the others on the pool, each
+    under NumPy's "ignore" error state (it is per thread: overflow and x / 0 are defined
+    results); [results] in order. The first failure raises once every share has ended."""
+    def guarded(share):
+        with np.errstate(all="ignore"):
+            return work(share)
+
+    futures = [pool().submit(guarded, share) for share in shares[1:]]
+    try:
+        first = guarded(shares[0])
+    except BaseException:
+        concurrent.futures.wait(futures)  # no share may outlive the call (waits without the GIL)
+        raise
+    return [first] + [f.result() for f in futures]
+
+
+def by_rows(make, rows, split, elements):
+    """A kernel `kernel(regions, *args)` that runs kernels made by `make(row_count)` on ranges
+    of the first axis of the first `split` operands (the others are passed whole) and stacks
+    their results along the first axis; `make(rows)` itself where splitting does not pay. Only
+    for ops whose results' rows depend on the same rows of those operands alone, so each row's
+    value is the one the whole kernel gives (the same NumPy calls on the same row data)."""
+    count = min(threads(), rows // 2)
+    if count < 2 or elements < SPLIT_ELEMENTS:
+        return make(rows)
+    bounds = [rows * k // count for k in range(count + 1)]
+    shares = list(zip(bounds[:-1], bounds[1:]))
+    kernels = {stop - start: None for start, stop in shares}
+    for extent in kernels:
+        kernels[extent] = make(extent)
+
+    def kernel(regions, *args):
+        def work(share):
+            start, stop = share
+            part = [a[start:stop] for a in args[:split]] + list(args[split:])
+            return kernels[stop - start](regions, *part)
+
+        parts = run_shares(work, shares)
+        return tuple(np.concatenate(pieces) for pieces in zip(*parts))
+
+    return kernel
