@@ -116,3 +116,20 @@ def test_special_values_raise_no_warnings_in_worker_threads(check):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check(lambda x: jnp.exp(x * 1e3) - (x - x) / (x - x), x, exact=True)
+
+
+def test_a_fused_program_serializes_without_recompiling(pyrt_device):
+    """The persistent cache stores fused groups too (their generated loop is remade on load)."""
+    from jax_pyrt.executable import Executable
+
+    x = np.linspace(-2, 2, N, dtype=np.float32)
+    f = lambda x: jnp.tanh(x * 2.0 + 1.0) * x - jnp.exp(-x)  # noqa: E731
+    exe = Executable(jax.export.export(jax.jit(f), platforms=["cpu"])(x).mlir_module_serialized,
+                     b"")
+    assert _group_calls(exe.source)
+    restored = _bridge.deserialize(exe.serialize(), b"").handle
+    assert not restored.recompiled
+    view = [x.view(np.uint8)]
+    np.testing.assert_array_equal(restored.run(view)[0], exe.run(view)[0])
+    np.testing.assert_array_equal(exe.run(view)[0].view(np.float32),
+                                  np.asarray(jax.jit(f)(jax.device_put(x, pyrt_device))))

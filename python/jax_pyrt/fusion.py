@@ -1,31 +1,33 @@
 """Fusion of elementwise ops: a run of them computed block by block, on all cores.
 
 One NumPy call per op makes a chain of elementwise ops read and write every intermediate
-through main memory. The compiler (compiler.py) finds *groups*: runs of consecutive
-elementwise ops of one block over one large shape, with only constants and broadcast views of
-values from outside the run in between. A group becomes one kernel, `Fused`, which calls the
-same per-op kernels as before on blocks of a few tens of KiB, so each block's intermediates
-stay in cache, and spreads the blocks over the shared thread pool (NumPy's loops release the
-GIL). The per-op kernels are elementwise, so each element gets exactly the value it got
-before; only the values used after the group are ever whole arrays.
+through main memory, on one core. The compiler (compiler.py) finds *groups*: runs of
+elementwise ops of one block over one large shape; ops between them that read none of the
+group's values stay where they stand (they run before the group). A group becomes one kernel,
+`Fused`, which calls the same per-op kernels as before on blocks of BLOCK_ELEMENTS, so a
+block's intermediates stay in cache, and spreads the blocks over the shared thread pool
+(threads.py; NumPy's loops release the GIL). The per-op kernels are elementwise, so each
+element gets exactly the value it got before; only the values used after the group are ever
+whole arrays.
 """
 
-import concurrent.futures
 import os
+import threading
 
 import numpy as np
 from jaxlib.mlir import ir
 
 from .contexts import nested_operations
 from .ops.base import Constant, InContext
+from .threads import run_shares, threads
 from .types import to_type
 
 # Groups over fewer elements run op by op as before: the blocks would not pay for themselves.
 FUSE_ELEMENTS = 1 << 16
-# Elements per block, measured: smaller blocks stay in cache but cost more in per-call overhead
-# and in threads contending for the GIL (4M f32 chain, 2 cores: 2^14: 14.9 ms, 2^16: 7.0 ms,
-# 2^18: 4.9 ms, 2^20: 14.8 ms; op by op: 9.2 ms).
-BLOCK_ELEMENTS = 1 << 18
+# Elements per block, measured on the 4M f32 chain of benchmarks/run.py (2 cores; op by op:
+# 9.2-10.7 ms): 2^14: 11.4 ms on 1 thread, 5.8 ms on 2; 2^16: 8.2 / 4.8; 2^18: 7.8 / 5.3;
+# 2^20: 8.6 / 6.6. Smaller blocks stay in cache but pay more per call and in GIL hand-offs.
+BLOCK_ELEMENTS = 1 << 16
 
 # The elementwise ops (ops/elementwise.py) that keep their operands' shape.
 # bitcast_convert is left out: between widths it adds or drops a dimension.
@@ -36,24 +38,6 @@ _ELEMENTWISE = frozenset(
     floor round_nearest_even round_nearest_afz sqrt rsqrt cbrt exponential
     exponential_minus_one log log_plus_one logistic sine cosine tan tanh is_finite complex real
     imag compare select clamp convert reduce_precision""".split())
-
-
-def threads():
-    """How many threads large kernels use (PYRT_THREADS, default: every core)."""
-    count = os.environ.get("PYRT_THREADS", "")
-    return max(1, int(count)) if count.isdigit() else os.cpu_count() or 1
-
-
-_pool = None
-
-
-def pool():
-    """The thread pool every device shares (so N devices do not oversubscribe the cores)."""
-    global _pool
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(threads() - 1 or 1,
-                                                      thread_name_prefix="pyrt-block")
-    return _pool
 
 
 def _shape(value):
@@ -81,6 +65,13 @@ def enabled():
     return os.environ.get("PYRT_FUSION", "1") not in ("0", "false", "False")
 
 
+def _reads(operation):
+    """The values an op reads, its regions' reads included."""
+    yield from operation.operands
+    for inner in nested_operations(operation):
+        yield from inner.operands
+
+
 def groups(operations, kernels):
     """[[op index, ...]] of the groups in one block's ops (in order, at least two each)."""
     found, members, shape, inside = [], [], None, set()
@@ -101,10 +92,8 @@ def groups(operations, kernels):
             members.append(i)
             shape = member_shape
             inside.update(operation.results)
-        elif members and (isinstance(kernel, Constant) or (
-                operation.name == "stablehlo.broadcast_in_dim" and
-                not any(v in inside for v in operation.operands))):
-            continue  # a binding or a view of an outside value: emitted where it stands
+        elif members and not any(v in inside for v in _reads(operation)):
+            continue  # independent of the group: emitted where it stands, before the group
         else:
             close()
     close()
@@ -114,20 +103,38 @@ def groups(operations, kernels):
 class Fused:
     """The kernel of a group: `steps` are (kernel, operand slots, result slot, result dtype)
     over one block's environment, whose first slots are the group's inputs; the results at
-    `output_slots` are written into whole arrays of `shape`. A step whose kernel is a bare
-    ufunc writes into a buffer of its thread kept across blocks (or straight into the output
-    array), so the blocks allocate nothing."""
+    `output_slots` are written into whole arrays of `shape`.
+
+    The block loop is generated Python, one line per step, as the compiler writes programs.
+    A step whose kernel is a bare ufunc writes into a buffer (or straight into the output
+    array); buffers are shared by steps whose values are not live at once, and each thread
+    keeps its own across calls, so the blocks allocate nothing."""
 
     def __init__(self, shape, steps, input_count, output_slots, output_dtypes, names):
         self.shape = shape
-        self.steps = [(kernel, operands, result, dtype,
-                       isinstance(kernel, np.ufunc) and kernel.nout == 1)
-                      for kernel, operands, result, dtype in steps]
+        self.steps = steps
         self.input_count = input_count
         self.output_slots = output_slots
         self.output_dtypes = output_dtypes
         self.names = names  # the fused ops, for errors and program listings
-        self.blocks = _blocks(shape)
+        self._prepare()
+
+    def _prepare(self):
+        self.blocks = _blocks(self.shape)
+        self.buffer_dtypes, source, namespace = _block_loop(
+            self.steps, self.input_count, self.output_slots)
+        exec(compile(source, f"<pyrt fused {' '.join(self.names)}>", "exec"), namespace)
+        self._loop = namespace["run"]
+        self._local = threading.local()
+
+    def __getstate__(self):  # the generated loop and the per-thread buffers are remade
+        return {k: v for k, v in self.__dict__.items()
+                if k in ("shape", "steps", "input_count", "output_slots", "output_dtypes",
+                         "names")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._prepare()
 
     def __repr__(self):
         return f"Fused({' '.join(self.names)})"
@@ -137,46 +144,64 @@ class Fused:
         # fast path for a scalar operand, not for a stride-0 array.
         inputs = [x[(0,) * x.ndim] if np.ndim(x) and not any(x.strides) else x
                   for x in inputs]
+        sliced = [bool(np.ndim(x)) for x in inputs]
         outputs = [np.empty(self.shape, dtype) for dtype in self.output_dtypes]
         count = min(threads(), len(self.blocks))
-        if count == 1:
-            self._run(self.blocks, inputs, outputs)
-            return tuple(outputs)
         share = -(-len(self.blocks) // count)
         chunks = [self.blocks[k:k + share] for k in range(0, len(self.blocks), share)]
-        futures = [pool().submit(self._run, chunk, inputs, outputs) for chunk in chunks[1:]]
-        try:
-            self._run(chunks[0], inputs, outputs)
-        finally:
-            for future in futures:
-                future.result()  # waits without the GIL; raises the first failure
+        run_shares(lambda chunk: self._run(chunk, inputs, sliced, outputs), chunks)
         return tuple(outputs)
 
-    def _run(self, blocks, inputs, outputs):
-        with np.errstate(all="ignore"):  # per thread: overflow, NaN, x / 0 are defined results
-            self._run_blocks(blocks, inputs, outputs)
+    def _run(self, blocks, inputs, sliced, outputs):
+        views = getattr(self._local, "views", None)
+        if views is None:  # this thread's buffers, as views for each block shape
+            largest = max(size for _, _, size in self.blocks)
+            buffers = [np.empty(largest, dtype) for dtype in self.buffer_dtypes]
+            views = self._local.views = {
+                shape: tuple(b[:size].reshape(shape) for b in buffers)
+                for _, shape, size in self.blocks}
+        self._loop([(key, views[shape]) for key, shape, _ in blocks], inputs, sliced, outputs)
 
-    def _run_blocks(self, blocks, inputs, outputs):
-        environment = [None] * (self.input_count + len(self.steps))
-        written = dict(zip(self.output_slots, outputs))  # slot -> the output array it fills
-        largest = max(size for _, _, size in blocks)
-        buffers = {result: np.empty(largest, dtype)
-                   for _, _, result, dtype, ufunc in self.steps if ufunc and result not in written}
-        copied = [(slot, out) for slot, out in written.items()
-                  if not self.steps[slot - self.input_count][4]]
-        for key, shape, size in blocks:
-            for k, x in enumerate(inputs):
-                environment[k] = x[key] if np.ndim(x) else x
-            for kernel, operands, result, _, ufunc in self.steps:
-                args = [environment[j] for j in operands]
-                if ufunc:
-                    out = written[result][key] if result in written else \
-                        buffers[result][:size].reshape(shape)
-                    environment[result] = kernel(*args, out=out)
-                else:
-                    environment[result] = kernel(*args)
-            for slot, out in copied:
-                out[key] = environment[slot]
+
+def _block_loop(steps, input_count, output_slots):
+    """(buffer dtypes, source, namespace) of `run(blocks, inputs, sliced, outputs)`, the loop
+    over (index tuple, buffer views) blocks that runs `steps` on each."""
+    last_use = {}
+    for k, (_, operands, _, _) in enumerate(steps):
+        for j in operands:
+            last_use[j] = k
+    outputs = {slot: n for n, slot in enumerate(output_slots)}
+    namespace, buffer_dtypes, free, holder = {"np": np}, [], {}, {}  # free: dtype -> buffers
+    body = []
+    for k, (kernel, operands, result, dtype) in enumerate(steps):
+        namespace[f"k{k}"] = kernel
+        args = ", ".join(f"x{j}" for j in operands)
+        if isinstance(kernel, np.ufunc) and kernel.nout == 1:
+            if result in outputs:
+                target = f"o{outputs[result]}[key]"
+            else:
+                spare = free.setdefault(np.dtype(dtype), [])
+                if not spare:
+                    buffer_dtypes.append(np.dtype(dtype))
+                    spare.append(len(buffer_dtypes) - 1)
+                holder[result] = spare.pop()
+                target = f"b[{holder[result]}]"
+            body.append(f"x{result} = k{k}({args}, out={target})")
+        else:
+            body.append(f"x{result} = k{k}({args})")
+            if result in outputs:
+                body.append(f"o{outputs[result]}[key] = x{result}")
+        for j in set(operands):  # values dead after this step give their buffers back
+            if last_use[j] == k and j in holder and j not in outputs:
+                free[buffer_dtypes[holder[j]]].append(holder.pop(j))
+    lines = ["def run(blocks, inputs, sliced, outputs):"]
+    lines += [f"    {', '.join(f'i{j}' for j in range(input_count))}, = inputs",
+              f"    {', '.join(f's{j}' for j in range(input_count))}, = sliced",
+              f"    {''.join(f'o{n}, ' for n in range(len(output_slots)))}= outputs",
+              "    for key, b in blocks:"]
+    lines += [f"        x{j} = i{j}[key] if s{j} else i{j}" for j in range(input_count)]
+    lines += [f"        {line}" for line in body]
+    return buffer_dtypes, "\n".join(lines) + "\n", namespace
 
 
 def _blocks(shape):
