@@ -133,3 +133,18 @@ def test_a_fused_program_serializes_without_recompiling(pyrt_device):
     np.testing.assert_array_equal(restored.run(view)[0], exe.run(view)[0])
     np.testing.assert_array_equal(exe.run(view)[0].view(np.float32),
                                   np.asarray(jax.jit(f)(jax.device_put(x, pyrt_device))))
+
+
+def test_a_kernel_returning_a_view_keeps_its_buffer(check_mlir):
+    """A same-type convert returns its operand: the add after it must not reuse the buffer the
+    convert's result still shows."""
+    text = """
+    func.func @main(%x: tensor<131072xf32>) -> tensor<131072xf32> {
+      %a = stablehlo.multiply %x, %x : tensor<131072xf32>
+      %b = stablehlo.convert %a : (tensor<131072xf32>) -> tensor<131072xf32>
+      %c = stablehlo.add %x, %x : tensor<131072xf32>
+      %d = stablehlo.subtract %b, %c : tensor<131072xf32>
+      return %d : tensor<131072xf32>
+    }"""
+    check_mlir(text, np.linspace(-3, 3, 131072, dtype=np.float32), rtol=1e-6)  # XLA: an fma
+    assert _group_calls(_source_of_last_compile())

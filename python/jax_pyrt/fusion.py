@@ -165,14 +165,21 @@ class Fused:
 
 def _block_loop(steps, input_count, output_slots):
     """(buffer dtypes, source, namespace) of `run(blocks, inputs, sliced, outputs)`, the loop
-    over (index tuple, buffer views) blocks that runs `steps` on each."""
+    over (index tuple, buffer views) blocks that runs `steps` on each.
+
+    A bare ufunc step writes into a free buffer of its dtype (or into the output array). Any
+    other kernel may return a view of its operands (a convert to the same type returns its
+    operand), so its result holds its operands' buffers too; a buffer is free again once no
+    live value holds it."""
     last_use = {}
     for k, (_, operands, _, _) in enumerate(steps):
         for j in operands:
             last_use[j] = k
     outputs = {slot: n for n, slot in enumerate(output_slots)}
-    namespace, buffer_dtypes, free, holder = {"np": np}, [], {}, {}  # free: dtype -> buffers
-    body = []
+    namespace, buffer_dtypes, body = {"np": np}, [], []
+    free = {}     # dtype -> free buffer indices
+    holds = {}    # value slot -> buffer indices its value may live in
+    holders = {}  # buffer index -> how many live values hold it
     for k, (kernel, operands, result, dtype) in enumerate(steps):
         namespace[f"k{k}"] = kernel
         args = ", ".join(f"x{j}" for j in operands)
@@ -184,16 +191,24 @@ def _block_loop(steps, input_count, output_slots):
                 if not spare:
                     buffer_dtypes.append(np.dtype(dtype))
                     spare.append(len(buffer_dtypes) - 1)
-                holder[result] = spare.pop()
-                target = f"b[{holder[result]}]"
+                holds[result] = {spare.pop()}
+                target = f"b[{next(iter(holds[result]))}]"
             body.append(f"x{result} = k{k}({args}, out={target})")
         else:
             body.append(f"x{result} = k{k}({args})")
             if result in outputs:
                 body.append(f"o{outputs[result]}[key] = x{result}")
-        for j in set(operands):  # values dead after this step give their buffers back
-            if last_use[j] == k and j in holder and j not in outputs:
-                free[buffer_dtypes[holder[j]]].append(holder.pop(j))
+            holds[result] = set().union(*(holds.get(j, set()) for j in operands))
+        for buffer in holds.get(result, ()):
+            holders[buffer] = holders.get(buffer, 0) + 1
+        dead = [j for j in set(operands) if last_use[j] == k]
+        if result not in last_use:
+            dead.append(result)  # never read in the group (an output, or unused)
+        for j in dead:
+            for buffer in holds.pop(j, ()):
+                holders[buffer] -= 1
+                if not holders[buffer]:
+                    free[buffer_dtypes[buffer]].append(buffer)
     lines = ["def run(blocks, inputs, sliced, outputs):"]
     lines += [f"    {', '.join(f'i{j}' for j in range(input_count))}, = inputs",
               f"    {', '.join(f's{j}' for j in range(input_count))}, = sliced",
