@@ -91,11 +91,13 @@ class Compiler:
         # broadcast views between their ops stay where they are.
         fused = {members[-1]: members for members in fusion.groups(body_ops, kernels)}
         members = {i for group in fused.values() for i in group}
+        # Arrays no one else holds, which a group may overwrite with its results.
+        fresh = {o.results[0] for o, k in zip(body_ops, kernels) if _is_ufunc(k)}
         before_call = {i for group in fused.values() for i in range(group[0], group[-1])}
         dead = []  # names to delete; inside a group, only after its call
         for i, (operation, kernel) in enumerate(zip(body_ops, kernels)):
             if i in fused:
-                lines.extend(self.group(operations, kernels, fused[i], values, body))
+                lines.extend(self.group(operations, kernels, fused[i], values, body, fresh))
             elif i not in members:
                 lines.extend(self.operation(operation, kernel, values, body, in_place.get(i)))
             dead += [values[v] for v in dies_after.get(i, ()) if v in values]
@@ -162,7 +164,7 @@ class Compiler:
         fresh, escapes, last_use = set(), set(), {}
         for i, operation in enumerate(operations):
             kernel = kernels[i] if i < len(kernels) else None
-            is_ufunc = isinstance(kernel, np.ufunc) and kernel.nout == 1
+            is_ufunc = _is_ufunc(kernel)
             for v in operation.operands:
                 last_use[v] = i
                 if not is_ufunc:
@@ -175,7 +177,7 @@ class Compiler:
                     fresh.add(r)
         plan = {}
         for i, kernel in enumerate(kernels):
-            if not (isinstance(kernel, np.ufunc) and kernel.nout == 1):
+            if not _is_ufunc(kernel):
                 continue
             result = operations[i].results[0]
             for j, v in enumerate(operations[i].operands):
@@ -184,9 +186,10 @@ class Compiler:
                     break
         return plan
 
-    def group(self, operations, kernels, members, values, indent):
+    def group(self, operations, kernels, members, values, indent, fresh):
         """The line running a group of fused elementwise ops (fusion.py) as one call."""
-        kernel, inputs, outputs = fusion.fused_kernel(operations, kernels, members)
+        kernel, inputs, outputs = fusion.fused_kernel(operations, kernels, members, fresh)
+        fresh.update(outputs)
         first = operations[members[0]]
         origin = (f"{len(members)} fused ops ({first.name}, ...)", self.context.where(first))
         call = f"{self.bind(kernel, 'g')}({', '.join(self._lookup(values, v) for v in inputs)})"
@@ -253,6 +256,10 @@ class Compiler:
         else:
             lines.append((f"{indent}{target}, = {call}", origin))
         return lines
+
+
+def _is_ufunc(kernel):
+    return isinstance(kernel, np.ufunc) and kernel.nout == 1
 
 
 # Ops the compiler emits as Python calls of another func.func: op name -> callee attribute.

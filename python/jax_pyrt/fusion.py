@@ -2,8 +2,8 @@
 
 One NumPy call per op makes a chain of elementwise ops read and write every intermediate
 through main memory, on one core. The compiler (compiler.py) finds *groups*: runs of
-elementwise ops of one block over one large shape; ops between them that read none of the
-group's values stay where they stand (they run before the group). A group becomes one kernel,
+elementwise ops of one block over one large shape; small ops between them that read none of
+the group's values stay where they stand (they run before the group). A group becomes one kernel,
 `Fused`, which calls the same per-op kernels as before on blocks of BLOCK_ELEMENTS, so a
 block's intermediates stay in cache, and spreads the blocks over the shared thread pool
 (threads.py; NumPy's loops release the GIL). The per-op kernels are elementwise, so each
@@ -11,6 +11,7 @@ element gets exactly the value it got before; only the values used after the gro
 whole arrays.
 """
 
+import math
 import os
 import threading
 
@@ -53,7 +54,7 @@ def _member_shape(operation, kernel):
             or isinstance(kernel, (Constant, InContext)) or not callable(kernel)):
         return None
     shape = _shape(operation.results[0])
-    if shape is None or int(np.prod(shape, dtype=np.int64)) < FUSE_ELEMENTS:
+    if shape is None or math.prod(shape) < FUSE_ELEMENTS:
         return None
     if any(_shape(v) not in (shape, ()) for v in operation.operands):
         return None
@@ -70,6 +71,16 @@ def _reads(operation):
     yield from operation.operands
     for inner in nested_operations(operation):
         yield from inner.operands
+
+
+def _can_wait(operation, kernel):
+    """Whether an op may run before a group that spans it: a constant, a broadcast view or an
+    op with small results. A large result would live through the group's call, and the
+    group's inputs live until the call ends: the program's peak memory would grow."""
+    if isinstance(kernel, Constant) or operation.name == "stablehlo.broadcast_in_dim":
+        return True
+    return all((_shape(r) is not None and math.prod(_shape(r)) < FUSE_ELEMENTS)
+               for r in operation.results)
 
 
 def groups(operations, kernels):
@@ -92,7 +103,8 @@ def groups(operations, kernels):
             members.append(i)
             shape = member_shape
             inside.update(operation.results)
-        elif members and not any(v in inside for v in _reads(operation)):
+        elif members and _can_wait(operation, kernel) and \
+                not any(v in inside for v in _reads(operation)):
             continue  # independent of the group: emitted where it stands, before the group
         else:
             close()
@@ -110,13 +122,15 @@ class Fused:
     array); buffers are shared by steps whose values are not live at once, and each thread
     keeps its own across calls, so the blocks allocate nothing."""
 
-    def __init__(self, shape, steps, input_count, output_slots, output_dtypes, names):
+    def __init__(self, shape, steps, input_count, output_slots, output_dtypes, names,
+                 reuse=None):
         self.shape = shape
         self.steps = steps
         self.input_count = input_count
         self.output_slots = output_slots
         self.output_dtypes = output_dtypes
         self.names = names  # the fused ops, for errors and program listings
+        self.reuse = reuse or {}  # output index -> the input whose array it may overwrite
         self._prepare()
 
     def _prepare(self):
@@ -130,7 +144,7 @@ class Fused:
     def __getstate__(self):  # the generated loop and the per-thread buffers are remade
         return {k: v for k, v in self.__dict__.items()
                 if k in ("shape", "steps", "input_count", "output_slots", "output_dtypes",
-                         "names")}
+                         "names", "reuse")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -145,12 +159,22 @@ class Fused:
         inputs = [x[(0,) * x.ndim] if np.ndim(x) and not any(x.strides) else x
                   for x in inputs]
         sliced = [bool(np.ndim(x)) for x in inputs]
-        outputs = [np.empty(self.shape, dtype) for dtype in self.output_dtypes]
+        outputs = [self._output(n, dtype, inputs) for n, dtype in enumerate(self.output_dtypes)]
         count = min(threads(), len(self.blocks))
         share = -(-len(self.blocks) // count)
         chunks = [self.blocks[k:k + share] for k in range(0, len(self.blocks), share)]
         run_shares(lambda chunk: self._run(chunk, inputs, sliced, outputs), chunks)
         return tuple(outputs)
+
+    def _output(self, n, dtype, inputs):
+        """The array output `n` is written into: the input the compiler let it overwrite (no
+        one else holds it, and each block reads it before writing it), else a new one."""
+        if n in self.reuse:
+            x = inputs[self.reuse[n]]
+            if (isinstance(x, np.ndarray) and x.shape == self.shape and x.dtype == dtype
+                    and x.flags.c_contiguous and x.flags.writeable):
+                return x
+        return np.empty(self.shape, dtype)
 
     def _run(self, blocks, inputs, sliced, outputs):
         views = getattr(self._local, "views", None)
@@ -239,26 +263,46 @@ def _blocks(shape):
     return blocks
 
 
-def fused_kernel(operations, kernels, members):
+def fused_kernel(operations, kernels, members, fresh=frozenset()):
     """(Fused, input values, output values) for the group `members` (indices into a block's
-    `operations`, which end with its terminator, and their `kernels`)."""
+    `operations`, which end with its terminator, and their `kernels`). `fresh` are values
+    no one else holds (results of ufuncs and of earlier groups): a result of the group is
+    written into such an input when nothing reads the input after the group, as the
+    op-by-op program writes ufunc results in place."""
     results = [operations[i].results[0] for i in members]
     inputs = []  # values from outside the group, in order of first use
     for i in members:
         inputs += [v for v in operations[i].operands if v not in inputs and v not in results]
     slots = {v: k for k, v in enumerate(inputs + results)}  # value -> its slot in a block
     member_set = set(members)
-    used_after = set()  # values some op outside the group (or its regions) reads
+    readers = {}  # value -> indices of the ops (outside the group) that read it
     for j, operation in enumerate(operations):
         if j not in member_set:
-            used_after.update(operation.operands)
-            for inner in nested_operations(operation):
-                used_after.update(inner.operands)
-    outputs = [v for v in results if v in used_after]
+            for v in _reads(operation):
+                readers.setdefault(v, []).append(j)
+    outputs = [v for v in results if v in readers]
     steps = [(kernels[i], [slots[v] for v in operations[i].operands],
               slots[operations[i].results[0]], to_type(operations[i].results[0].type).dtype)
              for i in members]
-    kernel = Fused(_shape(operations[members[0]].results[0]), steps, len(inputs),
-                   [slots[v] for v in outputs], [to_type(v.type).dtype for v in outputs],
-                   [operations[i].name[len("stablehlo."):] for i in members])
+
+    def overwritable(v):  # every reader outside the group is a ufunc that runs before it
+        return v in fresh and all(j < members[-1] and _is_ufunc(kernels[j])
+                                  for j in readers.get(v, ()))
+
+    reuse = {}  # output index -> input index whose array it overwrites
+    for n, v in enumerate(outputs):
+        writer = results.index(v)  # the step that writes it
+        for k, candidate in enumerate(inputs):
+            last_read = max(m for m, step in enumerate(steps) if slots[candidate] in step[1])
+            if (k not in reuse.values() and candidate.type == v.type and overwritable(candidate)
+                    and last_read <= writer):
+                reuse[n] = k
+                break
+    kernel = Fused(_shape(results[0]), steps, len(inputs), [slots[v] for v in outputs],
+                   [to_type(v.type).dtype for v in outputs],
+                   [operations[i].name[len("stablehlo."):] for i in members], reuse)
     return kernel, inputs, outputs
+
+
+def _is_ufunc(kernel):
+    return isinstance(kernel, np.ufunc) and kernel.nout == 1
