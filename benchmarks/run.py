@@ -3,6 +3,7 @@
     python benchmarks/run.py            # all workloads
     python benchmarks/run.py --quick    # fewer repeats (CI smoke)
     python benchmarks/run.py matmul     # workloads whose name contains "matmul"
+    python benchmarks/run.py --sweeps --plot docs/sweeps.png   # size and compile sweeps
 
 Each workload is timed on the `cpu` and `pyrt` backends with identical inputs; the number is
 the median of several timed rounds after a warm-up (compilation excluded). Ratio = pyrt / cpu.
@@ -58,10 +59,14 @@ def matmul(device, quick):
     return lambda: f(a, b).block_until_ready(), 3 if quick else 10
 
 
+def chain(x):
+    return jnp.tanh(x * 2.0 + 1.0) * x - jnp.exp(-x)
+
+
 @workload("elementwise chain, 4M f32")
 def elementwise_chain(device, quick):
     x = jax.device_put(np.random.default_rng(0).random(4 * 2**20, dtype=np.float32), device)
-    f = jax.jit(lambda x: jnp.tanh(x * 2.0 + 1.0) * x - jnp.exp(-x))
+    f = jax.jit(chain)
     return lambda: f(x).block_until_ready(), 3 if quick else 10
 
 
@@ -164,10 +169,148 @@ def transformer_forward(device, quick):
     return lambda: block(p, x).block_until_ready(), 3 if quick else 10
 
 
+@workload("layer norm + GELU, 4096x1024 f32")
+def layer_norm_gelu(device, quick):
+    rng = np.random.default_rng(0)
+    x, g, b = (jax.device_put(a, device) for a in (
+        rng.standard_normal((4096, 1024), dtype=np.float32),
+        rng.standard_normal(1024, dtype=np.float32), rng.standard_normal(1024, dtype=np.float32)))
+
+    @jax.jit
+    def f(x, g, b):
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return jax.nn.gelu((x - mu) * jax.lax.rsqrt(var + 1e-5) * g + b)
+
+    return lambda: f(x, g, b).block_until_ready(), 3 if quick else 10
+
+
+@workload("softmax over 65536, 64 rows f32")
+def softmax(device, quick):
+    x = jax.device_put(np.random.default_rng(0).standard_normal((64, 65536), dtype=np.float32),
+                       device)
+    f = jax.jit(lambda x: jax.nn.softmax(x, axis=-1))
+    return lambda: f(x).block_until_ready(), 3 if quick else 10
+
+
+@workload("Adam update, 10M f32 parameters")
+def adam(device, quick):
+    rng = np.random.default_rng(0)
+    p, g = (jax.device_put(rng.standard_normal(10 * 2**20, dtype=np.float32), device)
+            for _ in range(2))
+    m, v = (jax.device_put(np.zeros(10 * 2**20, np.float32), device) for _ in range(2))
+
+    @jax.jit
+    def update(p, g, m, v, t):
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        step = 1e-3 * (m / (1 - 0.9 ** t)) / (jnp.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        return p - step, m, v
+
+    t = jax.device_put(np.float32(3), device)
+    return lambda: jax.block_until_ready(update(p, g, m, v, t)), 2 if quick else 5
+
+
+def program_of(ops):
+    """A program of about `ops` StableHLO ops (dot, add, tanh, multiply: 7 ops a layer)."""
+    def f(x, w):
+        for i in range(max(1, ops // 7)):
+            x = jnp.tanh(x @ w + i) * 0.5
+        return x
+    return f
+
+
+def compile_ops(ops):
+    """Times compiling (not tracing or lowering) a program of `ops` ops: each round compiles
+    a new variant, so that neither backend's caches answer."""
+    def make(device, quick):
+        x, w = (jax.device_put(np.eye(8, dtype=np.float32), device) for _ in range(2))
+        rounds = 3 if quick else 7
+        variants = [jax.jit(lambda x, w, k=k: program_of(ops)(x, w) + k).lower(x, w)
+                    for k in range(rounds + 1)]
+        return lambda: variants.pop().compile(), 1
+    return make
+
+
+workload("compile a 400-op program")(compile_ops(400))
+
+
+def copy_bandwidth():
+    """Bytes per second NumPy copies on this machine (read + write), on 64 MiB."""
+    a = np.ones(16 * 2**20, np.float32)
+    b = np.empty_like(a)
+    return 2 * a.nbytes / timeit(lambda: np.copyto(b, a), 5, 3)
+
+
+def size_sweep(devices, quick):
+    """The elementwise chain from 1K to 16M elements, with the memory-bandwidth floor: the
+    bytes it must move (read x, write the result) at the measured copy bandwidth."""
+    bandwidth = copy_bandwidth()
+    print(f"\nelementwise chain by size (copy bandwidth {bandwidth / 1e9:.1f} GB/s)")
+    print(f"{'elements':>10s} {'cpu':>11s} {'pyrt':>11s} {'ratio':>7s} {'floor':>11s}")
+    rows = []
+    for exponent in range(10, 25, 4 if quick else 2):
+        n = 2**exponent
+        x = np.random.default_rng(0).random(n, dtype=np.float32)
+        times = {}
+        for backend, device in devices.items():
+            xd, f = jax.device_put(x, device), jax.jit(chain)
+            times[backend] = timeit(lambda: f(xd).block_until_ready(), 3 if quick else 7,
+                                    max(1, 2**20 // n))
+        floor = 2 * x.nbytes / bandwidth
+        rows.append((n, times["cpu"], times["pyrt"], floor))
+        print(f"{n:10d} {times['cpu'] * 1e3:9.3f}ms {times['pyrt'] * 1e3:9.3f}ms "
+              f"{times['pyrt'] / times['cpu']:6.2f}x {floor * 1e3:9.3f}ms", flush=True)
+    return rows
+
+
+def compile_sweep(devices, quick):
+    """Compile time against program size: it should grow linearly."""
+    print("\ncompile time by program size")
+    print(f"{'ops':>10s} {'cpu':>11s} {'pyrt':>11s} {'ratio':>7s}")
+    rows = []
+    for ops in ((100, 1000) if quick else (100, 1000, 10000)):
+        times = {}
+        for backend, device in devices.items():
+            run, _ = compile_ops(ops)(device, True)
+            times[backend] = timeit(run, 3, 1)
+        rows.append((ops, times["cpu"], times["pyrt"]))
+        print(f"{ops:10d} {times['cpu'] * 1e3:9.1f}ms {times['pyrt'] * 1e3:9.1f}ms "
+              f"{times['pyrt'] / times['cpu']:6.2f}x", flush=True)
+    return rows
+
+
+def plot(sizes, compiles, path):
+    """Both sweeps side by side, as a PNG (matplotlib: a benchmark-only dependency)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    n = [r[0] for r in sizes]
+    left.loglog(n, [r[1] * 1e3 for r in sizes], "o-", label="XLA:CPU")
+    left.loglog(n, [r[2] * 1e3 for r in sizes], "o-", label="pyrt")
+    left.loglog(n, [r[3] * 1e3 for r in sizes], "k--", label="memory-bandwidth floor")
+    left.set(title="elementwise chain", xlabel="elements", ylabel="ms")
+    ops = [r[0] for r in compiles]
+    right.loglog(ops, [r[1] * 1e3 for r in compiles], "o-", label="XLA:CPU")
+    right.loglog(ops, [r[2] * 1e3 for r in compiles], "o-", label="pyrt")
+    right.set(title="compile time", xlabel="StableHLO ops", ylabel="ms")
+    for axes in (left, right):
+        axes.legend()
+        axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    print(f"\nplotted to {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("filter", nargs="?", default="")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sweeps", action="store_true",
+                        help="also sweep the elementwise chain's size and the program size")
+    parser.add_argument("--plot", metavar="PNG", help="plot the sweeps (needs matplotlib)")
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     devices = {"cpu": jax.devices("cpu")[0], "pyrt": jax.devices("pyrt")[0]}
@@ -188,6 +331,10 @@ def main():
         ratio = times["pyrt"] / times["cpu"]
         print(f"{name:44s} {times['cpu'] * 1e3:9.3f}ms {times['pyrt'] * 1e3:9.3f}ms {ratio:6.2f}x",
               flush=True)
+    if args.sweeps or args.plot:
+        sizes, compiles = size_sweep(devices, args.quick), compile_sweep(devices, args.quick)
+        if args.plot:
+            plot(sizes, compiles, args.plot)
     if failed:
         raise SystemExit(f"{len(failed)} workload(s) failed: {', '.join(failed)}")
 
