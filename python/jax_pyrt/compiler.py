@@ -87,8 +87,8 @@ class Compiler:
         lines = [(f"{indent}def {name}({', '.join(params)}):", None)]
         body = indent + "    "
         dies_after = self._dies_after(block, operations[:terminator + 1])
-        # Groups of fused elementwise ops run as one call at their last op; the constants and
-        # broadcast views between their ops stay where they are.
+        # Groups of fused elementwise ops run as one call at their last op; the small ops
+        # between their ops that read nothing of the group stay where they are.
         fused = {members[-1]: members for members in fusion.groups(body_ops, kernels)}
         members = {i for group in fused.values() for i in group}
         # Arrays no one else holds, which a group may overwrite with its results.

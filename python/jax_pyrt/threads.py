@@ -8,6 +8,7 @@ The calling thread takes a share itself and waits for the rest without the GIL.
 
 import concurrent.futures
 import os
+import threading
 
 import numpy as np
 
@@ -22,14 +23,17 @@ def threads():
 
 
 _pool = None
+_pool_lock = threading.Lock()
+_NAME = "pyrt-pool"
 
 
 def pool():
-    """The thread pool every device shares."""
+    """The thread pool every device shares (made on first use)."""
     global _pool
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(max(1, threads() - 1),
-                                                      thread_name_prefix="pyrt")
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(max(1, threads() - 1),
+                                                          thread_name_prefix=_NAME)
     return _pool
 
 
@@ -41,6 +45,8 @@ def run_shares(work, shares):
         with np.errstate(all="ignore"):
             return work(share)
 
+    if threading.current_thread().name.startswith(_NAME):  # a share never waits on the pool
+        return [guarded(share) for share in shares]
     futures = [pool().submit(guarded, share) for share in shares[1:]]
     try:
         first = guarded(shares[0])
