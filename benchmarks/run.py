@@ -3,7 +3,7 @@
     python benchmarks/run.py            # all workloads
     python benchmarks/run.py --quick    # fewer repeats (CI smoke)
     python benchmarks/run.py matmul     # workloads whose name contains "matmul"
-    python benchmarks/run.py --sweeps --plot docs/sweeps.png   # size and compile sweeps
+    python benchmarks/run.py --sweeps --plot docs/benchmark-sweeps.png   # the sweeps
 
 Each workload is timed on the `cpu` and `pyrt` backends with identical inputs; the number is
 the median of several timed rounds after a warm-up (compilation excluded). Ratio = pyrt / cpu.
