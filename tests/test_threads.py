@@ -25,8 +25,8 @@ PROGRAMS = {
 }
 
 
-def _on_pyrt(fn, threads, monkeypatch, pyrt_device):
-    monkeypatch.setenv("PYRT_THREADS", str(threads))
+def _on_pyrt(fn, count, monkeypatch, pyrt_device):
+    monkeypatch.setenv("PYRT_THREADS", str(count))
     _bridge._cache.clear()  # the split is chosen at compile time
     jax.clear_caches()
     return jax.tree.map(np.asarray, jax.jit(fn)(jax.device_put(X, pyrt_device)))
