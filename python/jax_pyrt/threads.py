@@ -17,9 +17,14 @@ SPLIT_ELEMENTS = 1 << 18
 
 
 def threads():
-    """How many threads large kernels use (PYRT_THREADS, default: every core)."""
+    """How many threads large kernels use (PYRT_THREADS, default: every core this process may
+    run on, which in a container can be fewer than the machine has)."""
     count = os.environ.get("PYRT_THREADS", "")
-    return max(1, int(count)) if count.isdigit() else os.cpu_count() or 1
+    if count.isdigit():
+        return max(1, int(count))
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 _pool = None
