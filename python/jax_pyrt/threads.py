@@ -7,6 +7,7 @@ The calling thread takes a share itself and waits for the rest without the GIL.
 """
 
 import concurrent.futures
+import functools
 import os
 import threading
 
@@ -19,9 +20,13 @@ SPLIT_ELEMENTS = 1 << 18
 def threads():
     """How many threads large kernels use (PYRT_THREADS, default: every core this process may
     run on, which in a container can be fewer than the machine has)."""
-    count = os.environ.get("PYRT_THREADS", "")
-    if count.isdigit():
-        return max(1, int(count))
+    return _threads(os.environ.get("PYRT_THREADS", ""))
+
+
+@functools.lru_cache(maxsize=8)  # asked on every fused call: no system call each time
+def _threads(setting):
+    if setting.isdigit():
+        return max(1, int(setting))
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
