@@ -185,3 +185,18 @@ def test_fusion_does_not_raise_peak_memory(pyrt_device, monkeypatch):
         if fuse == "1":
             assert _group_calls(_source_of_last_compile())
     assert peaks["1"] <= 1.1 * peaks["0"], peaks
+
+
+def test_groups_take_in_small_elementwise_functions(check):
+    """jnp.where and jax.nn.relu lower to calls of private functions; a group takes their ops
+    in, so the chain around them is one call."""
+    x = np.linspace(-2, 2, N, dtype=np.float32)
+
+    def f(x):
+        y = jax.nn.relu(x * 3.0) - 1.0
+        return jnp.where(y > 0.5, y, -y) * 2.0
+
+    check(f, x, exact=True)
+    source = _source_of_last_compile()
+    assert len(_group_calls(source)) == 1, source
+    assert not re.search(r"= f_(relu|_where)", source), source  # no call left outside

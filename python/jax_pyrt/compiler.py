@@ -41,6 +41,7 @@ class Compiler:
         self._counter = 0
         self.elements = 0  # elements produced by all ops: a rough cost estimate
         self.has_loops = False
+        self._callees = {}  # function symbol -> fusion.Callee or None
 
     def fresh(self, prefix):
         self._counter += 1
@@ -89,7 +90,9 @@ class Compiler:
         dies_after = self._dies_after(block, operations[:terminator + 1])
         # Groups of fused elementwise ops run as one call at their last op; the small ops
         # between their ops that read nothing of the group stay where they are.
-        fused = {members[-1]: members for members in fusion.groups(body_ops, kernels)}
+        callees = {i: c for i, o in enumerate(body_ops) if fusion.may_take_call(o)
+                   for c in [self.fusible_callee(o)] if c is not None}
+        fused = {members[-1]: members for members in fusion.groups(body_ops, kernels, callees)}
         members = {i for group in fused.values() for i in group}
         # Arrays no one else holds, which a group may overwrite with its results.
         fresh = {o.results[0] for o, k in zip(body_ops, kernels) if _is_ufunc(k)}
@@ -97,7 +100,8 @@ class Compiler:
         dead = []  # names to delete; inside a group, only after its call
         for i, (operation, kernel) in enumerate(zip(body_ops, kernels)):
             if i in fused:
-                lines.extend(self.group(operations, kernels, fused[i], values, body, fresh))
+                lines.extend(self.group(operations, kernels, fused[i], values, body, fresh,
+                                        callees))
             elif i not in members:
                 lines.extend(self.operation(operation, kernel, values, body, in_place.get(i)))
             dead += [values[v] for v in dies_after.get(i, ()) if v in values]
@@ -108,6 +112,15 @@ class Compiler:
                     if terminator < len(operations) else [])
         lines.append((f"{body}return ({''.join(r + ', ' for r in returned)})", None))
         return lines
+
+    def fusible_callee(self, call):
+        """fusion.Callee of the function `call` calls, if a group may take it in whole."""
+        symbol = ir.FlatSymbolRefAttr(call.attributes["callee"]).value
+        if symbol not in self._callees:
+            function = self.context.functions.get(symbol)
+            self._callees[symbol] = None if function is None else fusion.fusible_callee(
+                function.operation, lambda o: ops.lookup(o.name)(Op(o, self.context)))
+        return self._callees[symbol]
 
     def kernel(self, operation):
         """The kernel of one op, from its handler (None for func.call, which the compiler emits)."""
@@ -186,9 +199,10 @@ class Compiler:
                     break
         return plan
 
-    def group(self, operations, kernels, members, values, indent, fresh):
+    def group(self, operations, kernels, members, values, indent, fresh, callees):
         """The line running a group of fused elementwise ops (fusion.py) as one call."""
-        kernel, inputs, outputs = fusion.fused_kernel(operations, kernels, members, fresh)
+        kernel, inputs, outputs = fusion.fused_kernel(operations, kernels, members, fresh,
+                                                      callees)
         fresh.update(outputs)
         first = operations[members[0]]
         origin = (f"{len(members)} fused ops ({first.name}, ...)", self.context.where(first))

@@ -11,6 +11,7 @@ element gets exactly the value it got before; only the values used after the gro
 whole arrays.
 """
 
+import functools
 import math
 import os
 import threading
@@ -48,10 +49,12 @@ def _shape(value):
     return tuple(t.shape)
 
 
-def _member_shape(operation, kernel):
+def _member_shape(operation, kernel, fusible_call=False):
     """The shape of a fusible op's result, or None if the op cannot join a group."""
-    if (operation.name not in _ELEMENTWISE or len(operation.results) != 1 or operation.regions
-            or isinstance(kernel, (Constant, InContext)) or not callable(kernel)):
+    if not fusible_call and (
+            operation.name not in _ELEMENTWISE or len(operation.results) != 1
+            or operation.regions or isinstance(kernel, (Constant, InContext))
+            or not callable(kernel)):
         return None
     shape = _shape(operation.results[0])
     if shape is None or math.prod(shape) < FUSE_ELEMENTS:
@@ -59,6 +62,78 @@ def _member_shape(operation, kernel):
     if any(_shape(v) not in (shape, ()) for v in operation.operands):
         return None
     return shape
+
+
+class Callee:
+    """A private function a group may take in whole (fusible_callee): `steps` are (kernel,
+    operand refs, result dtype, op name), a ref naming an argument (-1 - its index) or an
+    earlier step (its index); `returned` is the ref of the function's result."""
+
+    def __init__(self, steps, returned):
+        self.steps = steps
+        self.returned = returned
+
+
+def may_take_call(operation):
+    """Whether a group could take in this op as a call (worth looking at its function)."""
+    if operation.name != "func.call" or len(operation.results) != 1 or not enabled():
+        return False
+    shape = _shape(operation.results[0])
+    return shape is not None and math.prod(shape) >= FUSE_ELEMENTS
+
+
+def fusible_callee(function, kernel_of):
+    """A Callee for `function` (a func.func) if its body is elementwise ops over its result's
+    shape, scalar constants and broadcasts of scalars, and it returns one computed value;
+    else None. `kernel_of(operation)` is the op's kernel, from its handler."""
+    block = function.regions[0].blocks[0]
+    operations = [o.operation for o in block.operations]
+    if len(operations) > 64 or operations[-1].name != "func.return" or \
+            len(operations[-1].operands) != 1:
+        return None
+    shape = _shape(operations[-1].operands[0])
+    if shape is None:
+        return None
+    refs = {arg: -1 - k for k, arg in enumerate(block.arguments)}
+    steps = []
+    for operation in operations[:-1]:
+        if len(operation.results) != 1 or operation.regions:
+            return None
+        result = operation.results[0]
+        if operation.name == "stablehlo.broadcast_in_dim" and \
+                _shape(operation.operands[0]) == () and _shape(result) == shape:
+            refs[result] = refs.get(operation.operands[0])  # the scalar itself, per block
+            if refs[result] is None:
+                return None
+            continue
+        if operation.name != "stablehlo.constant" and operation.name not in _ELEMENTWISE:
+            return None
+        kernel = kernel_of(operation)
+        if isinstance(kernel, Constant):
+            value = np.asarray(kernel.value)
+            if value.size == 0 or not (value == value.reshape(-1)[0]).all():
+                return None  # only scalars and splats (as scalars) fit every block
+            kernel = functools.partial(_constant, value.reshape(-1)[0].copy())
+            operands = []
+        elif (operation.name in _ELEMENTWISE and _shape(result) == shape and callable(kernel)
+              and not isinstance(kernel, InContext)
+              and all(_shape(v) in (shape, ()) for v in operation.operands)):
+            operands = operation.operands
+        else:
+            return None
+        if any(v not in refs for v in operands):
+            return None
+        steps.append((kernel, [refs[v] for v in operands], to_type(result.type).dtype,
+                      operation.name[len("stablehlo."):]))
+        refs[result] = len(steps) - 1
+    returned = refs.get(operations[-1].operands[0])
+    if returned is None or returned < 0:
+        return None  # returns an argument: nothing to compute
+    return Callee(steps, returned)
+
+
+def _constant(value):
+    return value
 
 
 def enabled():
@@ -83,9 +158,11 @@ def _can_wait(operation, kernel):
                for r in operation.results)
 
 
-def groups(operations, kernels):
-    """[[op index, ...]] of the groups in one block's ops (in order, at least two each)."""
+def groups(operations, kernels, callees=None):
+    """[[op index, ...]] of the groups in one block's ops (in order, at least two each).
+    `callees` ({op index: Callee}) are the calls a group may take in whole."""
     found, members, shape, inside = [], [], None, set()
+    callees = callees or {}
     if not enabled():
         return found
 
@@ -96,7 +173,7 @@ def groups(operations, kernels):
         members, shape, inside = [], None, set()
 
     for i, (operation, kernel) in enumerate(zip(operations, kernels)):
-        member_shape = _member_shape(operation, kernel)
+        member_shape = _member_shape(operation, kernel, i in callees)
         if member_shape is not None:
             if member_shape != shape:
                 close()
@@ -263,17 +340,38 @@ def _blocks(shape):
     return blocks
 
 
-def fused_kernel(operations, kernels, members, fresh=frozenset()):
+def fused_kernel(operations, kernels, members, fresh=frozenset(), callees=None):
     """(Fused, input values, output values) for the group `members` (indices into a block's
-    `operations`, which end with its terminator, and their `kernels`). `fresh` are values
-    no one else holds (results of ufuncs and of earlier groups): a result of the group is
-    written into such an input when nothing reads the input after the group, as the
-    op-by-op program writes ufunc results in place."""
+    `operations`, which end with its terminator, and their `kernels`; `callees`: the members
+    that are calls, as in groups). `fresh` are values no one else holds (results of ufuncs
+    and of earlier groups): a result of the group is written into such an input when nothing
+    reads the input after the group, as the op-by-op program writes ufunc results in place."""
+    callees = callees or {}
     results = [operations[i].results[0] for i in members]
     inputs = []  # values from outside the group, in order of first use
     for i in members:
         inputs += [v for v in operations[i].operands if v not in inputs and v not in results]
-    slots = {v: k for k, v in enumerate(inputs + results)}  # value -> its slot in a block
+    slots = {v: k for k, v in enumerate(inputs)}  # value -> its slot in a block
+    steps, names = [], []  # (kernel, operand slots, result slot, dtype); the ops' names
+
+    def step(kernel, operands, dtype, name):
+        steps.append((kernel, operands, len(inputs) + len(steps), dtype))
+        names.append(name)
+        return steps[-1][2]
+
+    for i in members:
+        operation = operations[i]
+        operand_slots = [slots[v] for v in operation.operands]
+        if i in callees:  # the function's ops, on this call's operands
+            local = []
+            for kernel, refs, dtype, name in callees[i].steps:
+                local.append(step(kernel, [operand_slots[-1 - r] if r < 0 else local[r]
+                                           for r in refs], dtype, name))
+            slots[operation.results[0]] = local[callees[i].returned]
+        else:
+            slots[operation.results[0]] = step(
+                kernels[i], operand_slots, to_type(operation.results[0].type).dtype,
+                operation.name[len("stablehlo."):])
     member_set = set(members)
     readers = {}  # value -> indices of the ops (outside the group) that read it
     for j, operation in enumerate(operations):
@@ -281,9 +379,6 @@ def fused_kernel(operations, kernels, members, fresh=frozenset()):
             for v in _reads(operation):
                 readers.setdefault(v, []).append(j)
     outputs = [v for v in results if v in readers]
-    steps = [(kernels[i], [slots[v] for v in operations[i].operands],
-              slots[operations[i].results[0]], to_type(operations[i].results[0].type).dtype)
-             for i in members]
 
     def overwritable(v):  # every reader outside the group is a ufunc that runs before it
         return v in fresh and all(j < members[-1] and _is_ufunc(kernels[j])
@@ -291,16 +386,16 @@ def fused_kernel(operations, kernels, members, fresh=frozenset()):
 
     reuse = {}  # output index -> input index whose array it overwrites
     for n, v in enumerate(outputs):
-        writer = results.index(v)  # the step that writes it
+        writer = next(m for m, s in enumerate(steps) if s[2] == slots[v])
         for k, candidate in enumerate(inputs):
-            last_read = max(m for m, step in enumerate(steps) if slots[candidate] in step[1])
+            last_read = max((m for m, s in enumerate(steps) if slots[candidate] in s[1]),
+                            default=-1)
             if (k not in reuse.values() and candidate.type == v.type and overwritable(candidate)
                     and last_read <= writer):
                 reuse[n] = k
                 break
     kernel = Fused(_shape(results[0]), steps, len(inputs), [slots[v] for v in outputs],
-                   [to_type(v.type).dtype for v in outputs],
-                   [operations[i].name[len("stablehlo."):] for i in members], reuse)
+                   [to_type(v.type).dtype for v in outputs], names, reuse)
     return kernel, inputs, outputs
 
 
