@@ -119,7 +119,7 @@ class Compiler:
         if symbol not in self._callees:
             function = self.context.functions.get(symbol)
             self._callees[symbol] = None if function is None else fusion.fusible_callee(
-                function.operation, lambda o: ops.lookup(o.name)(Op(o, self.context)))
+                function.operation, self._handler_kernel)
         return self._callees[symbol]
 
     def kernel(self, operation):
@@ -130,6 +130,9 @@ class Compiler:
         self.has_loops |= operation.name == "stablehlo.while"
         if operation.name in _CALLS:
             return None
+        return self._handler_kernel(operation)
+
+    def _handler_kernel(self, operation):
         handler = ops.lookup(operation.name)
         where = self.context.where(operation)
         if handler is None:
