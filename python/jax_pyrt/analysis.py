@@ -6,8 +6,7 @@ in Execute. See docs/jax-integration.md ("Donation")."""
 from jaxlib.mlir import ir
 
 from . import ops
-from .compiler import entry_function
-from .contexts import nested_operations
+from .contexts import function_type, main_function, nested_operations
 from .types import TensorType, to_type
 
 
@@ -27,11 +26,11 @@ def aliases(module):
     """[(input index, output index)] from @main's `tf.aliasing_output` argument attributes (what
     jax emits for donate_argnums on platforms in mlir._platforms_with_donation); arguments marked
     only `jax.buffer_donor` take the first unaliased output of the same type."""
-    main = entry_function(module)
-    attrs = main.operation.attributes
+    main = main_function(module)
+    attrs = main.attributes
     if "arg_attrs" not in attrs:
         return []
-    fn_type = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value)
+    fn_type = function_type(main)
     outputs = [str(t) for t in fn_type.results]
     pairs, donors = [], []
     for i, d in enumerate(ir.ArrayAttr(attrs["arg_attrs"])):

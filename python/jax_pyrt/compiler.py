@@ -24,7 +24,7 @@ import numpy as np
 from jaxlib.mlir import ir
 
 from . import dtypes, fusion, ops
-from .contexts import nested_operations
+from .contexts import function_type, main_function, nested_operations
 from .errors import InvalidProgramError, UnsupportedError
 from .ops.base import CompileContext, Constant, InContext, Op
 from .types import TensorType, to_type
@@ -291,23 +291,6 @@ def _elements(tensor_type):
     return math.prod(tensor_type.shape)
 
 
-def entry_function(module):
-    """The public entry point: @main, or the module's only public function."""
-    public = []
-    for op in module.body.operations:
-        if op.operation.name != "func.func":
-            continue
-        name = ir.StringAttr(op.operation.attributes["sym_name"]).value
-        visibility = op.operation.attributes["sym_visibility"] if "sym_visibility" in op.operation.attributes else None
-        if name == "main":
-            return op
-        if visibility is None or ir.StringAttr(visibility).value == "public":
-            public.append(op)
-    if len(public) == 1:
-        return public[0]
-    raise InvalidProgramError("pyrt: the program has no @main function")
-
-
 # Programs without loops producing at most this many elements in all run on the caller's thread
 # when the device is idle: a hand-off to the device worker would cost more than the work.
 CHEAP_ELEMENTS = 1 << 16
@@ -357,9 +340,9 @@ def _as_bytes(value, dtype):
 
 def compile_module(module, num_replicas=1, num_partitions=1):
     compiler = Compiler(module, num_replicas, num_partitions)
-    main = entry_function(module)
-    symbol = ir.StringAttr(main.operation.attributes["sym_name"]).value
-    fn_type = ir.FunctionType(ir.TypeAttr(main.operation.attributes["function_type"]).value)
+    main = main_function(module)
+    symbol = ir.StringAttr(main.attributes["sym_name"]).value
+    fn_type = function_type(main)
     input_types = [to_type(t) for t in fn_type.inputs]
     output_types = [to_type(t) for t in fn_type.results]
     for t in input_types + output_types:

@@ -32,16 +32,24 @@ def nested_operations(operation):
 
 
 def main_function(module):
-    """The @main func.func operation of a module."""
+    """The entry point's func.func operation: @main, or the module's only public function."""
     from jaxlib.mlir import ir
 
     from .errors import InvalidProgramError
 
+    public = []
     for op in module.body.operations:
-        if op.operation.name == "func.func" and \
-                ir.StringAttr(op.operation.attributes["sym_name"]).value == "main":
-            return op.operation
-    raise InvalidProgramError("pyrt: invalid program: it has no @main function")
+        op = op.operation
+        if op.name != "func.func":
+            continue
+        if ir.StringAttr(op.attributes["sym_name"]).value == "main":
+            return op
+        if "sym_visibility" not in op.attributes or \
+                ir.StringAttr(op.attributes["sym_visibility"]).value == "public":
+            public.append(op)
+    if len(public) == 1:
+        return public[0]
+    raise InvalidProgramError("pyrt: the program has no @main function")
 
 
 def function_type(function):
@@ -50,16 +58,23 @@ def function_type(function):
     return ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
 
 
-def sdy_shardings(function, which):
-    """The sdy.sharding of each argument (`which` = "arg_attrs") or result ("res_attrs") of a
-    function, as text, None where there is none."""
+def value_attributes(function, which, name):
+    """The attribute `name` of each argument (`which` = "arg_attrs") or result ("res_attrs")
+    of a function, None where it has none."""
     from jaxlib.mlir import ir
 
     if which not in function.attributes:
         kind = function_type(function)
         return [None] * len(kind.inputs if which == "arg_attrs" else kind.results)
-    return [str(ir.DictAttr(d)["sdy.sharding"]) if "sdy.sharding" in ir.DictAttr(d) else None
+    return [ir.DictAttr(d)[name] if name in ir.DictAttr(d) else None
             for d in ir.ArrayAttr(function.attributes[which])]
+
+
+def sdy_shardings(function, which):
+    """The sdy.sharding of each argument (`which` = "arg_attrs") or result ("res_attrs") of a
+    function, as text, None where there is none."""
+    return [None if a is None else str(a) for a in value_attributes(function, which,
+                                                                      "sdy.sharding")]
 
 
 def meshes(module):

@@ -18,6 +18,7 @@ from jaxlib.mlir.dialects import sdy
 
 from . import (__version__, analysis, compile_options, compiler, dtypes, partitioning,
                program_pickle, protobuf)
+from .contexts import function_type, main_function, value_attributes
 from .errors import InternalError, InvalidProgramError, PyrtError, UnsupportedError
 from .ops.base import RunContext
 
@@ -27,22 +28,13 @@ _MAGIC = b"pyrt-executable\0"
 def _memory_kinds(module):
     """([kind of each parameter], [kind of each result]) of @main: "pinned_host" where JAX
     annotated it (mhlo.memory_kind: memories_test, compute_on, offloading), else "device"."""
-    main = compiler.entry_function(module).operation
-    function_type = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
+    main = main_function(module)
 
-    def kinds(name, count):
-        if name not in main.attributes:
-            return ["device"] * count
-        out = []
-        for attrs in ir.ArrayAttr(main.attributes[name]):
-            attrs = ir.DictAttr(attrs)
-            kind = (ir.StringAttr(attrs["mhlo.memory_kind"]).value
-                    if "mhlo.memory_kind" in attrs else "device")
-            out.append("pinned_host" if kind == "pinned_host" else "device")
-        return out
+    def kinds(which):
+        return ["pinned_host" if a is not None and ir.StringAttr(a).value == "pinned_host"
+                else "device" for a in value_attributes(main, which, "mhlo.memory_kind")]
 
-    return (kinds("arg_attrs", len(function_type.inputs)),
-            kinds("res_attrs", len(function_type.results)))
+    return kinds("arg_attrs"), kinds("res_attrs")
 
 
 def load_module(code, context):
@@ -75,9 +67,9 @@ def _untokenize_entry(module):
     Returns the positions of the token parameters and results: as on XLA:CPU, those buffers
     are PJRT tokens (jaxlib refuses to read one: "Cannot convert a token-shape buffer").
     """
-    main = compiler.entry_function(module)
-    attrs = main.operation.attributes
-    fn_type = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value)
+    main = main_function(module)
+    attrs = main.attributes
+    fn_type = function_type(main)
     ins, outs = [str(t) for t in fn_type.inputs], [str(t) for t in fn_type.results]
     token, empty = "!stablehlo.token", "tensor<0xi1>"
     positions = ({i for i, t in enumerate(ins) if t == token},

@@ -119,21 +119,24 @@ def _value_shardings(op):
     return [(r, sdy.TensorShardingAttr(s)) for r, s in zip(op.results, per_value.shardings)]
 
 
+def _argument_shardings(module):
+    """[(argument, TensorShardingAttr)] of @main's arguments that carry an sdy.sharding."""
+    from jaxlib.mlir.dialects import sdy
+
+    main = contexts.main_function(module)
+    return [(arg, sdy.TensorShardingAttr(a)) for arg, a in zip(
+        main.regions[0].blocks[0].arguments,
+        contexts.value_attributes(main, "arg_attrs", "sdy.sharding")) if a is not None]
+
+
 def _indexes_sharded_dimension(module, ir):
     """'' unless a gather or scatter indexes (start_index_map, scattered_dims_to_operand_dims)
     a dimension of its operand that is sharded, described: Shardy's partitioned gather then
     clamps the indices with bounds from uninitialized memory (wrong values, or a crash)."""
-    from jaxlib.mlir.dialects import sdy, stablehlo
+    from jaxlib.mlir.dialects import stablehlo
 
     meshes = contexts.meshes(module)
-    main = contexts.main_function(module)
-    shardings = {}
-    if "arg_attrs" in main.attributes:
-        for arg, d in zip(main.regions[0].blocks[0].arguments,
-                          ir.ArrayAttr(main.attributes["arg_attrs"])):
-            d = ir.DictAttr(d)
-            if "sdy.sharding" in d:
-                shardings[arg] = sdy.TensorShardingAttr(d["sdy.sharding"])
+    shardings = dict(_argument_shardings(module))
     for op in nested_operations(module.operation):
         shardings.update(_value_shardings(op))
     for op in nested_operations(module.operation):
@@ -157,8 +160,6 @@ def _indexes_sharded_dimension(module, ir):
 def _not_divisible(module, ir):
     """'' if every sharded dimension divides evenly among its devices, else a description (Shardy
     pads such values, and a reduction afterwards adds the padding in)."""
-    from jaxlib.mlir.dialects import sdy
-
     meshes = contexts.meshes(module)
 
     def check(sharding, shape, where):
@@ -167,16 +168,11 @@ def _not_divisible(module, ir):
                 return f"{where}: a dimension of {dim} sharded over {devices} devices"
         return ""
 
-    main = contexts.main_function(module)
-    inputs = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value).inputs
-    if "arg_attrs" in main.attributes:
-        for d, t in zip(ir.ArrayAttr(main.attributes["arg_attrs"]), inputs):
-            d = ir.DictAttr(d)
-            if "sdy.sharding" in d and isinstance(t, ir.RankedTensorType):
-                found = check(sdy.TensorShardingAttr(d["sdy.sharding"]),
-                              ir.RankedTensorType(t).shape, "an argument")
-                if found:
-                    return found
+    for arg, sharding in _argument_shardings(module):
+        if isinstance(arg.type, ir.RankedTensorType):
+            found = check(sharding, ir.RankedTensorType(arg.type).shape, "an argument")
+            if found:
+                return found
     for op in nested_operations(module.operation):
         for result, sharding in _value_shardings(op):
             if isinstance(result.type, ir.RankedTensorType):
