@@ -24,13 +24,6 @@ def sharding_constraint(op_):
     return lambda x: x
 
 
-def _module(operation):
-    """The builtin.module holding `operation` (as an op view, which has a body)."""
-    while operation.name != "builtin.module":
-        operation = operation.parent
-    return operation.opview
-
-
 @op("sdy.manual_computation", cost="data")
 def manual_computation(op_):
     """Shardy: manual_computation (shard_map, pmap) in a program run on global arrays. The
@@ -41,7 +34,7 @@ def manual_computation(op_):
     devices = op_.context.num_replicas * op_.context.num_partitions
     if op_.context.num_replicas > 1:
         raise op_.unsupported("replicas (pyrt runs manual computations over partitions)")
-    table = meshes(_module(op_.operation))
+    table = meshes(op_.context.module)
     context = op_.operation.context
 
     def shardings(name, types):
