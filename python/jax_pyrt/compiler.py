@@ -93,6 +93,7 @@ class Compiler:
         callees = {i: c for i, o in enumerate(body_ops) if fusion.may_take_call(o)
                    for c in [self.fusible_callee(o)] if c is not None}
         fused = {members[-1]: members for members in fusion.groups(body_ops, kernels, callees)}
+        read_by = fusion.readers(operations) if fused else None
         members = {i for group in fused.values() for i in group}
         # Arrays no one else holds, which a group may overwrite with its results.
         fresh = {o.results[0] for o, k in zip(body_ops, kernels) if _is_ufunc(k)}
@@ -101,7 +102,7 @@ class Compiler:
         for i, (operation, kernel) in enumerate(zip(body_ops, kernels)):
             if i in fused:
                 lines.extend(self.group(operations, kernels, fused[i], values, body, fresh,
-                                        callees))
+                                        callees, read_by))
             elif i not in members:
                 lines.extend(self.operation(operation, kernel, values, body, in_place.get(i)))
             dead += [values[v] for v in dies_after.get(i, ()) if v in values]
@@ -202,10 +203,10 @@ class Compiler:
                     break
         return plan
 
-    def group(self, operations, kernels, members, values, indent, fresh, callees):
+    def group(self, operations, kernels, members, values, indent, fresh, callees, read_by):
         """The line running a group of fused elementwise ops (fusion.py) as one call."""
         kernel, inputs, outputs = fusion.fused_kernel(operations, kernels, members, fresh,
-                                                      callees)
+                                                      callees, read_by)
         fresh.update(outputs)
         first = operations[members[0]]
         origin = (f"{len(members)} fused ops ({first.name}, ...)", self.context.where(first))

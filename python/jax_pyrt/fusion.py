@@ -49,6 +49,12 @@ def _shape(value):
     return tuple(t.shape)
 
 
+def _is_large(value):
+    """Whether `value` is a tensor of at least FUSE_ELEMENTS elements (worth a group)."""
+    shape = _shape(value)
+    return shape is not None and math.prod(shape) >= FUSE_ELEMENTS
+
+
 def _member_shape(operation, kernel, fusible_call=False):
     """The shape of a fusible op's result, or None if the op cannot join a group."""
     if not fusible_call and (
@@ -56,9 +62,9 @@ def _member_shape(operation, kernel, fusible_call=False):
             or operation.regions or isinstance(kernel, (Constant, InContext))
             or not callable(kernel)):
         return None
-    shape = _shape(operation.results[0])
-    if shape is None or math.prod(shape) < FUSE_ELEMENTS:
+    if not _is_large(operation.results[0]):
         return None
+    shape = _shape(operation.results[0])
     if any(_shape(v) not in (shape, ()) for v in operation.operands):
         return None
     return shape
@@ -76,10 +82,8 @@ class Callee:
 
 def may_take_call(operation):
     """Whether a group could take in this op as a call (worth looking at its function)."""
-    if operation.name != "func.call" or len(operation.results) != 1 or not enabled():
-        return False
-    shape = _shape(operation.results[0])
-    return shape is not None and math.prod(shape) >= FUSE_ELEMENTS
+    return (operation.name == "func.call" and len(operation.results) == 1 and enabled()
+            and _is_large(operation.results[0]))
 
 
 def fusible_callee(function, kernel_of):
@@ -154,8 +158,7 @@ def _can_wait(operation, kernel):
     group's inputs live until the call ends: the program's peak memory would grow."""
     if isinstance(kernel, Constant) or operation.name == "stablehlo.broadcast_in_dim":
         return True
-    return all((_shape(r) is not None and math.prod(_shape(r)) < FUSE_ELEMENTS)
-               for r in operation.results)
+    return all(_shape(r) is not None and not _is_large(r) for r in operation.results)
 
 
 def groups(operations, kernels, callees=None):
@@ -340,13 +343,25 @@ def _blocks(shape):
     return blocks
 
 
-def fused_kernel(operations, kernels, members, fresh=frozenset(), callees=None):
+def readers(operations):
+    """{value: indices of the ops of `operations` that read it (in their regions too)}."""
+    found = {}
+    for j, operation in enumerate(operations):
+        for v in _reads(operation):
+            found.setdefault(v, []).append(j)
+    return found
+
+
+def fused_kernel(operations, kernels, members, fresh=frozenset(), callees=None,
+                 read_by=None):
     """(Fused, input values, output values) for the group `members` (indices into a block's
     `operations`, which end with its terminator, and their `kernels`; `callees`: the members
-    that are calls, as in groups). `fresh` are values no one else holds (results of ufuncs
-    and of earlier groups): a result of the group is written into such an input when nothing
-    reads the input after the group, as the op-by-op program writes ufunc results in place."""
+    that are calls, as in groups; `read_by`: readers(operations), computed once per block).
+    `fresh` are values no one else holds (results of ufuncs and of earlier groups): a result
+    of the group is written into such an input when nothing reads the input after the group,
+    as the op-by-op program writes ufunc results in place."""
     callees = callees or {}
+    read_by = readers(operations) if read_by is None else read_by
     results = [operations[i].results[0] for i in members]
     inputs = []  # values from outside the group, in order of first use
     for i in members:
@@ -373,16 +388,15 @@ def fused_kernel(operations, kernels, members, fresh=frozenset(), callees=None):
                 kernels[i], operand_slots, to_type(operation.results[0].type).dtype,
                 operation.name[len("stablehlo."):])
     member_set = set(members)
-    readers = {}  # value -> indices of the ops (outside the group) that read it
-    for j, operation in enumerate(operations):
-        if j not in member_set:
-            for v in _reads(operation):
-                readers.setdefault(v, []).append(j)
-    outputs = [v for v in results if v in readers]
+
+    def outside(v):  # the ops outside the group that read v
+        return [j for j in read_by.get(v, ()) if j not in member_set]
+
+    outputs = [v for v in results if outside(v)]
 
     def overwritable(v):  # every reader outside the group is a ufunc that runs before it
         return v in fresh and all(j < members[-1] and _is_ufunc(kernels[j])
-                                  for j in readers.get(v, ()))
+                                  for j in outside(v))
 
     reuse = {}  # output index -> input index whose array it overwrites
     for n, v in enumerate(outputs):
