@@ -199,8 +199,9 @@ class Fused:
 
     The block loop is generated Python, one line per step, as the compiler writes programs.
     A step whose kernel is a bare ufunc writes into a buffer (or straight into the output
-    array); buffers are shared by steps whose values are not live at once, and each thread
-    keeps its own across calls, so the blocks allocate nothing."""
+    array); buffers are shared by steps whose values are not live at once, and come from the
+    running thread's scratch, which all groups share (_scratch), so the blocks allocate
+    nothing."""
 
     def __init__(self, shape, steps, input_count, output_slots, output_dtypes, names,
                  reuse=None):
@@ -259,12 +260,33 @@ class Fused:
     def _run(self, blocks, inputs, sliced, outputs):
         views = getattr(self._local, "views", None)
         if views is None:  # this thread's buffers, as views for each block shape
-            largest = max(size for _, _, size in self.blocks)
-            buffers = [np.empty(largest, dtype) for dtype in self.buffer_dtypes]
+            buffers = _scratch(self.buffer_dtypes, max(size for _, _, size in self.blocks))
             views = self._local.views = {
                 shape: tuple(b[:size].reshape(shape) for b in buffers)
                 for _, shape, size in self.blocks}
         self._loop([(key, views[shape]) for key, shape, _ in blocks], inputs, sliced, outputs)
+
+
+_thread_scratch = threading.local()
+
+
+def _scratch(dtypes, size):
+    """Buffers of at least `size` elements, one per entry of `dtypes`, owned by this thread and
+    shared by every group: a thread runs one group's blocks at a time, so the groups of a
+    program need no buffers of their own (which would stay allocated as long as it lives)."""
+    pool = getattr(_thread_scratch, "pool", None)
+    if pool is None:
+        pool = _thread_scratch.pool = {}  # dtype -> [buffer, ...]
+    taken, buffers = {}, []
+    for dtype in dtypes:
+        k = taken[dtype] = taken.get(dtype, -1) + 1
+        owned = pool.setdefault(dtype, [])
+        if len(owned) <= k:
+            owned.append(np.empty(size, dtype))
+        elif owned[k].size < size:  # groups holding the smaller one keep it alive
+            owned[k] = np.empty(size, dtype)
+        buffers.append(owned[k])
+    return buffers
 
 
 def _block_loop(steps, input_count, output_slots):
