@@ -85,6 +85,7 @@ Status DeletedBuffer(const char* fn) {
 PJRT_Error* Buffer_CopyToDevice(PJRT_Buffer_CopyToDevice_Args* args) {
   PYRT_BUFFER_ARGS(args, dst_buffer);
   PYRT_NOT_NULL(args->dst_device);
+  PYRT_RETURN_IF_ERROR(args->dst_device->CheckAddressable());
   if (buffer->array() == nullptr) return ToPjrtError(DeletedBuffer(__func__));
   PYRT_RETURN_IF_ERROR(CopyToMemory(buffer, args->dst_device->default_memory, &args->dst_buffer));
   return nullptr;

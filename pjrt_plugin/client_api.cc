@@ -21,7 +21,12 @@ namespace pyrt {
 PJRT_Error* Client_Create(PJRT_Client_Create_Args* args) {
   PYRT_ARGS(args, client);
   if (args->num_options > 0) PYRT_NOT_NULL(args->create_options);
-  PYRT_RETURN_IF_ERROR(CreateClient(args->create_options, args->num_options, &args->client));
+  bridge::KeyValueStore kv;
+  if (args->struct_size >= PYRT_SIZE_THROUGH(PJRT_Client_Create_Args, kv_put_user_arg)) {
+    kv = {args->kv_get_callback, args->kv_get_user_arg, args->kv_put_callback,
+          args->kv_put_user_arg};
+  }
+  PYRT_RETURN_IF_ERROR(CreateClient(args->create_options, args->num_options, kv, &args->client));
   return nullptr;
 }
 
@@ -39,7 +44,27 @@ PJRT_Error* Client_PlatformName(PJRT_Client_PlatformName_Args* args) {
 PJRT_Error* Client_ProcessIndex(PJRT_Client_ProcessIndex_Args* args) {
   PYRT_ARGS(args, process_index);
   PYRT_NOT_NULL(args->client);
-  args->process_index = 0;
+  args->process_index = args->client->options.node_id;
+  return nullptr;
+}
+
+PJRT_Error* Client_UpdateGlobalProcessInfo(PJRT_Client_UpdateGlobalProcessInfo_Args* args) {
+  PYRT_ARGS(args, num_process_infos);
+  PYRT_NOT_NULL(args->client);
+  if (args->num_process_infos > 0) PYRT_NOT_NULL(args->process_infos);
+  // jaxlib aborts the process if this fails, so problems are only reported, never returned.
+  for (size_t i = 0; i < args->num_process_infos; ++i) {
+    const PJRT_ProcessInfo& info = args->process_infos[i];
+    if (info.struct_size < PYRT_SIZE_THROUGH(PJRT_ProcessInfo, error_message_size)) continue;
+    if (info.state != PJRT_ProcessState_kDisconnected && info.state != PJRT_ProcessState_kError) {
+      continue;
+    }
+    std::string why = info.state == PJRT_ProcessState_kError ? "failed" : "disconnected";
+    if (info.error_message != nullptr && info.error_message_size > 0) {
+      why += ": " + std::string(info.error_message, info.error_message_size);
+    }
+    bridge::ProcessFailed(info.task_id, why);  // best effort
+  }
   return nullptr;
 }
 
@@ -60,7 +85,7 @@ PJRT_Error* Client_AddressableDevices(PJRT_Client_AddressableDevices_Args* args)
   PYRT_ARGS(args, num_addressable_devices);
   PYRT_NOT_NULL(args->client);
   return ReturnList(&args->addressable_devices, &args->num_addressable_devices,
-                    args->client->devices);
+                    args->client->addressable_devices);
 }
 
 PJRT_Error* Client_LookupDevice(PJRT_Client_LookupDevice_Args* args) {
@@ -77,7 +102,7 @@ PJRT_Error* Client_LookupDevice(PJRT_Client_LookupDevice_Args* args) {
 PJRT_Error* Client_LookupAddressableDevice(PJRT_Client_LookupAddressableDevice_Args* args) {
   PYRT_ARGS(args, addressable_device);
   PYRT_NOT_NULL(args->client);
-  for (PJRT_Device* d : args->client->devices) {
+  for (PJRT_Device* d : args->client->addressable_devices) {
     if (d->local_hardware_id == args->local_hardware_id) {
       args->addressable_device = d;
       return nullptr;
@@ -139,6 +164,8 @@ Status TargetMemory(PJRT_Client* client, PJRT_Device* device, PJRT_Memory* memor
   if (memory != nullptr) {
     *out = memory;
   } else if (device != nullptr) {
+    Status s = device->CheckAddressable();
+    if (!s.ok()) return s;
     *out = device->default_memory;
   } else {
     return InvalidArgument("pyrt: neither a device nor a memory was given for the new buffer");

@@ -61,7 +61,7 @@ PJRT_Error* Device_GetDescription(PJRT_Device_GetDescription_Args* args) {
 PJRT_Error* Device_IsAddressable(PJRT_Device_IsAddressable_Args* args) {
   PYRT_ARGS(args, is_addressable);
   PYRT_NOT_NULL(args->device);
-  args->is_addressable = true;  // single process: every device is ours
+  args->is_addressable = args->device->CheckAddressable().ok();
   return nullptr;
 }
 
@@ -81,6 +81,7 @@ PJRT_Error* Device_AddressableMemories(PJRT_Device_AddressableMemories_Args* arg
 PJRT_Error* Device_DefaultMemory(PJRT_Device_DefaultMemory_Args* args) {
   PYRT_ARGS(args, memory);
   PYRT_NOT_NULL(args->device);
+  PYRT_RETURN_IF_ERROR(args->device->CheckAddressable());
   args->memory = args->device->default_memory;
   return nullptr;
 }

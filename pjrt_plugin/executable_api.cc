@@ -233,7 +233,10 @@ PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {
     return ToPjrtError(InvalidArgument("PJRT_LoadedExecutable_Execute: options struct_size is too small"));
   }
   std::vector<PJRT_Device*> devices = exe->devices;
-  if (args->execute_device != nullptr) devices = {args->execute_device};
+  if (args->execute_device != nullptr) {
+    PYRT_RETURN_IF_ERROR(args->execute_device->CheckAddressable());
+    devices = {args->execute_device};
+  }
   if (args->num_devices != devices.size()) {
     return ToPjrtError(InvalidArgument(
         "pyrt: the executable runs on " + std::to_string(devices.size()) + " device(s) but " +

@@ -259,15 +259,75 @@ typedef struct {
 
 // ------------------------------------------------------------------ client
 
+// The key-value store jax.distributed shares between processes, as callbacks the caller of
+// PJRT_Client_Create provides. A callback that fails returns an error it made with
+// `callback_error`, which the implementation (we) provides and frees.
+typedef PJRT_Error* (*PJRT_CallbackError)(PJRT_Error_Code code, const char* message,
+                                          size_t message_size);
+typedef void (*PJRT_KeyValueGetCallback_ValueDeleter)(char* value);
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  const char* key;
+  size_t key_size;
+  int timeout_in_ms;
+  PJRT_CallbackError* callback_error;
+  void* user_arg;
+  char* value;        // out
+  size_t value_size;  // out
+  PJRT_KeyValueGetCallback_ValueDeleter value_deleter_callback;  // out
+} PJRT_KeyValueGetCallback_Args;
+typedef PJRT_Error* (*PJRT_KeyValueGetCallback)(PJRT_KeyValueGetCallback_Args* args);
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  const char* key;
+  size_t key_size;
+  const char* value;
+  size_t value_size;
+  PJRT_CallbackError* callback_error;
+  void* user_arg;
+} PJRT_KeyValuePutCallback_Args;
+typedef PJRT_Error* (*PJRT_KeyValuePutCallback)(PJRT_KeyValuePutCallback_Args* args);
+
+// What jax.distributed's coordination service knows of each process of the job
+// (PJRT_Client_UpdateGlobalProcessInfo).
+typedef enum {
+  PJRT_ProcessState_kUnspecified = 0,
+  PJRT_ProcessState_kUninitialized = 1,
+  PJRT_ProcessState_kDisconnected = 2,
+  PJRT_ProcessState_kConnected = 3,
+  PJRT_ProcessState_kError = 4,
+} PJRT_ProcessState;
+
+typedef struct {
+  size_t struct_size;
+  int task_id;
+  uint64_t incarnation_id;
+  PJRT_ProcessState state;
+  int error_code;
+  const char* error_message;
+  size_t error_message_size;
+} PJRT_ProcessInfo;
+
+typedef struct {
+  PJRT_ARGS_HEADER;
+  PJRT_Client* client;
+  PJRT_ProcessInfo* process_infos;
+  size_t num_process_infos;
+} PJRT_Client_UpdateGlobalProcessInfo_Args;
+
 typedef struct {
   PJRT_ARGS_HEADER;
   const PJRT_NamedValue* create_options;
   size_t num_options;
-  void* kv_get_callback;
+  PJRT_KeyValueGetCallback kv_get_callback;
   void* kv_get_user_arg;
-  void* kv_put_callback;
+  PJRT_KeyValuePutCallback kv_put_callback;
   void* kv_put_user_arg;
   PJRT_Client* client;  // out
+  void* kv_try_get_callback;  // unused: pyrt only needs get and put
+  void* kv_try_get_user_arg;
 } PJRT_Client_Create_Args;
 
 typedef struct {

@@ -442,6 +442,149 @@ class PythonCall {
 };
 }  // namespace
 
+namespace {
+// ---------------------------------------------------------------- the key-value store, as two
+// Python functions (kv_get(key, timeout_ms) -> bytes, kv_put(key, value)) over a capsule that
+// holds the callbacks. They work only during JoinProcesses: afterwards the capsule is closed,
+// since nothing promises that the callbacks' user args outlive PJRT_Client_Create.
+
+struct KvCapsule {
+  KeyValueStore kv;
+  bool open = true;  // under the GIL
+};
+
+PJRT_Error* NewCallbackError(PJRT_Error_Code code, const char* message, size_t size) {
+  return new PJRT_Error{Error(code, std::string(message, size))};
+}
+PJRT_CallbackError callback_error = &NewCallbackError;
+
+const char kKvCapsuleName[] = "pyrt.kv";
+
+KvCapsule* OpenKv(PyObject* self) {
+  auto* kv = static_cast<KvCapsule*>(PyCapsule_GetPointer(self, kKvCapsuleName));
+  if (kv != nullptr && !kv->open) {
+    PyErr_SetString(PyExc_RuntimeError, "pyrt: the key-value store of jax.distributed is "
+                                        "usable only while the client is created");
+    return nullptr;
+  }
+  return kv;
+}
+
+// Raises the callback's error (and frees it): TimeoutError for a deadline, KeyError for a
+// missing key, RuntimeError otherwise.
+PyObject* RaiseCallbackError(PJRT_Error* error) {
+  Status status = error->status;
+  delete error;
+  PyObject* type = status.code == PJRT_Error_Code_DEADLINE_EXCEEDED ? PyExc_TimeoutError
+                   : status.code == PJRT_Error_Code_NOT_FOUND        ? PyExc_KeyError
+                                                                     : PyExc_RuntimeError;
+  PyErr_SetString(type, status.message.c_str());
+  return nullptr;
+}
+
+PyObject* KvGet(PyObject* self, PyObject* args) {
+  const char* key;
+  Py_ssize_t key_size;
+  int timeout_ms;
+  if (!PyArg_ParseTuple(args, "s#i", &key, &key_size, &timeout_ms)) return nullptr;
+  KvCapsule* kv = OpenKv(self);
+  if (kv == nullptr) return nullptr;
+  PJRT_KeyValueGetCallback_Args a{};
+  a.struct_size = sizeof(a);
+  a.key = key;
+  a.key_size = static_cast<size_t>(key_size);
+  a.timeout_in_ms = timeout_ms;
+  a.callback_error = &callback_error;
+  a.user_arg = kv->kv.get_arg;
+  PJRT_Error* error;
+  Py_BEGIN_ALLOW_THREADS  // blocks until a peer puts the key
+  error = kv->kv.get(&a);
+  Py_END_ALLOW_THREADS
+  if (error != nullptr) return RaiseCallbackError(error);
+  PyObject* value = PyBytes_FromStringAndSize(a.value, static_cast<Py_ssize_t>(a.value_size));
+  if (a.value_deleter_callback != nullptr) a.value_deleter_callback(a.value);
+  return value;
+}
+
+PyObject* KvPut(PyObject* self, PyObject* args) {
+  const char *key, *value;
+  Py_ssize_t key_size, value_size;
+  if (!PyArg_ParseTuple(args, "s#y#", &key, &key_size, &value, &value_size)) return nullptr;
+  KvCapsule* kv = OpenKv(self);
+  if (kv == nullptr) return nullptr;
+  PJRT_KeyValuePutCallback_Args a{};
+  a.struct_size = sizeof(a);
+  a.key = key;
+  a.key_size = static_cast<size_t>(key_size);
+  a.value = value;
+  a.value_size = static_cast<size_t>(value_size);
+  a.callback_error = &callback_error;
+  a.user_arg = kv->kv.put_arg;
+  PJRT_Error* error;
+  Py_BEGIN_ALLOW_THREADS
+  error = kv->kv.put(&a);
+  Py_END_ALLOW_THREADS
+  if (error != nullptr) return RaiseCallbackError(error);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef kv_get_def = {"kv_get", KvGet, METH_VARARGS,
+                          "kv_get(key, timeout_ms) -> bytes: waits for `key` in the store."};
+PyMethodDef kv_put_def = {"kv_put", KvPut, METH_VARARGS, "kv_put(key, value: bytes)"};
+
+void DeleteKvCapsule(PyObject* capsule) {
+  delete static_cast<KvCapsule*>(PyCapsule_GetPointer(capsule, kKvCapsuleName));
+}
+}  // namespace
+
+Status JoinProcesses(int process_index, int num_processes, int local_devices,
+                     const KeyValueStore& kv, std::vector<DevicePlace>* devices) {
+  if (kv.get == nullptr || kv.put == nullptr) {
+    return InvalidArgument("pyrt: a client of " + std::to_string(num_processes) +
+                           " processes needs jax.distributed's key-value store (call "
+                           "jax.distributed.initialize() before using JAX)");
+  }
+  PythonCall call;
+  if (!call.status().ok()) return call.status();
+  auto* state = new KvCapsule{kv};
+  Ref capsule(PyCapsule_New(state, kKvCapsuleName, &DeleteKvCapsule));
+  if (!capsule) {
+    delete state;
+    return FetchError("join_processes");
+  }
+  Ref get(PyCFunction_New(&kv_get_def, capsule.get()));
+  Ref put(PyCFunction_New(&kv_put_def, capsule.get()));
+  Ref args(get && put ? Py_BuildValue("(iiiOO)", process_index, num_processes, local_devices,
+                                      get.get(), put.get())
+                      : nullptr);
+  Status status = args ? Status::Ok() : FetchError("join_processes");
+  Ref result = args ? CallBridge("join_processes", args.get(), &status) : Ref();
+  state->open = false;
+  if (!result) return status;
+  // [(id, process_index, local_hardware_id), ...]
+  bool read = ForEach(result.get(), [devices](PyObject* item) {
+    std::vector<int64_t> v;
+    if (!ReadInts(item, &v)) return false;
+    if (v.size() != 3) {
+      PyErr_SetString(PyExc_ValueError, "a device place is (id, process_index, local_hardware_id)");
+      return false;
+    }
+    devices->push_back({static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2])});
+    return true;
+  });
+  if (!read) return FetchError("join_processes");
+  return Status::Ok();
+}
+
+Status ProcessFailed(int process_index, const std::string& why) {
+  PythonCall call;
+  if (!call.status().ok()) return call.status();
+  Ref args(Py_BuildValue("(is#)", process_index, why.data(), (Py_ssize_t)why.size()));
+  Status status = args ? Status::Ok() : FetchError("process_failed");
+  Ref result = args ? CallBridge("process_failed", args.get(), &status) : Ref();
+  return status;
+}
+
 Status Compile(const std::string& code, const std::string& format, const std::string& options,
                std::shared_ptr<Program>* program) {
   PythonCall call;

@@ -61,6 +61,33 @@ struct Program {
 
 namespace bridge {
 
+// jax.distributed's key-value store, as PJRT_Client_Create received it.
+struct KeyValueStore {
+  PJRT_KeyValueGetCallback get = nullptr;
+  void* get_arg = nullptr;
+  PJRT_KeyValuePutCallback put = nullptr;
+  void* put_arg = nullptr;
+};
+
+// A device of the whole job: its global id, its process, and its index among that process's
+// devices.
+struct DevicePlace {
+  int id = 0;
+  int process_index = 0;
+  int local_hardware_id = 0;
+};
+
+// Makes this process one of `num_processes` (jax_pyrt._bridge.join_processes): publishes its
+// `local_devices` devices in `kv`, reads the other processes', and connects the communicator
+// their collectives cross processes through. `kv` is used only during the call. Returns every
+// device of the job, in id order.
+Status JoinProcesses(int process_index, int num_processes, int local_devices,
+                     const KeyValueStore& kv, std::vector<DevicePlace>* devices);
+
+// A process of the job that jax.distributed's coordination service reports gone or failed
+// (jax_pyrt._bridge.process_failed): collectives waiting for it fail at once.
+Status ProcessFailed(int process_index, const std::string& why);
+
 Status Compile(const std::string& code, const std::string& format, const std::string& options,
                std::shared_ptr<Program>* program);
 Status Deserialize(const std::string& serialized, const std::string& override_options,

@@ -106,6 +106,7 @@ Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
                              std::to_string(client->devices.size()) +
                              " devices (set PYRT_DEVICE_COUNT to have more)");
     }
+    if (!device->CheckAddressable().ok()) continue;  // another process runs this part
     exe->devices.push_back(device);
     int replica = static_cast<int>(i / program->num_partitions);
     int partition = static_cast<int>(i % program->num_partitions);
@@ -234,11 +235,16 @@ std::vector<std::shared_ptr<DeviceArray>> MakeOutputs(const Program& program, PJ
   return results;
 }
 
-// Where `device` runs the executable: its id, replica and partition.
-bridge::RunPlace PlaceOf(const PJRT_LoadedExecutable& exe, PJRT_Device* device) {
+std::atomic<uint64_t> next_run{1};  // ids of runs, for the communicator of each
+
+// Where `device` runs the executable (its id, replica and partition) in a new run of `devices`
+// device runs in this process.
+bridge::RunPlace PlaceOf(const PJRT_LoadedExecutable& exe, PJRT_Device* device, uint64_t run,
+                         int devices) {
   for (size_t d = 0; d < exe.devices.size(); ++d) {
     if (exe.devices[d] != device) continue;
-    return {device->description.id, exe.logical_ids[d].replica, exe.logical_ids[d].partition};
+    return {device->description.id, exe.logical_ids[d].replica, exe.logical_ids[d].partition,
+            run, devices};
   }
   return {};
 }
@@ -352,7 +358,7 @@ Status Execute(PJRT_LoadedExecutable* exe, PJRT_Device* device, PJRT_Buffer* con
   std::vector<int64_t> donating;
   s = TakeDonations(program, args, num_args, options, inputs, &donating);
   if (!s.ok()) return s;
-  Job job{info, PlaceOf(*exe, device), inputs, MakeOutputs(program, device, outputs),
+  Job job{info, PlaceOf(*exe, device, next_run++, 1), inputs, MakeOutputs(program, device, outputs),
           std::make_shared<Completion>(), &device->stats, std::move(donating)};
   return Dispatch(std::move(job), device, nested, inputs_ready, outputs, done);
 }
@@ -373,10 +379,6 @@ PJRT_Buffer* NewBuffer(PJRT_Memory* memory, PJRT_Device* device, PJRT_Buffer_Typ
   b->array_ = std::move(array);
   return b;
 }
-
-namespace {
-std::atomic<uint64_t> next_run{1};  // ids of runs, for the communicator of each
-}  // namespace
 
 Status ExecuteOnDevices(PJRT_LoadedExecutable* exe, const std::vector<PJRT_Device*>& devices,
                         PJRT_Buffer* const* const* arg_lists, size_t num_args,
@@ -406,9 +408,7 @@ Status ExecuteOnDevices(PJRT_LoadedExecutable* exe, const std::vector<PJRT_Devic
     s = TakeDonations(program, num_args ? arg_lists[d] : nullptr, num_args, options, inputs,
                       &donating);
     if (!s.ok()) break;
-    bridge::RunPlace place = PlaceOf(*exe, device);
-    place.run = run;
-    place.devices = static_cast<int>(devices.size());
+    bridge::RunPlace place = PlaceOf(*exe, device, run, static_cast<int>(devices.size()));
     jobs.push_back(Job{info, place, std::move(inputs),
                        MakeOutputs(program, device, output_lists ? output_lists[d] : nullptr),
                        std::make_shared<Completion>(), &device->stats, std::move(donating)});
@@ -476,50 +476,75 @@ Status ParseOptions(const PJRT_NamedValue* values, size_t n, ClientOptions* opti
       options->synchronous = v.bool_value;
     } else if (name == "platform_version" && v.type == PJRT_NamedValue_kString) {
       options->platform_version.assign(v.string_value, v.value_size);
+    } else if (name == "node_id" && v.type == PJRT_NamedValue_kInt64) {
+      options->node_id = static_cast<int>(v.int64_value);
+    } else if (name == "num_nodes" && v.type == PJRT_NamedValue_kInt64) {
+      options->num_nodes = static_cast<int>(v.int64_value);
     } else {
       return InvalidArgument("pyrt: unknown client option '" + name +
                              "' (or wrong type); known: device_count (int), synchronous "
-                             "(bool), platform_version (str)");
+                             "(bool), platform_version (str), node_id (int), num_nodes (int)");
     }
+  }
+  if (options->num_nodes < 1 || options->node_id < 0 || options->node_id >= options->num_nodes) {
+    return InvalidArgument("pyrt: node_id " + std::to_string(options->node_id) +
+                           " is not a process of num_nodes " + std::to_string(options->num_nodes));
   }
   return Status::Ok();
 }
 }  // namespace
 }  // namespace pyrt
 
-PJRT_Client::PJRT_Client(const pyrt::ClientOptions& opts) : options(opts) {
-  for (int id = 0; id < options.device_count; ++id) {
+PJRT_Client::PJRT_Client(const pyrt::ClientOptions& opts,
+                         const std::vector<pyrt::bridge::DevicePlace>& places)
+    : options(opts) {
+  const std::string total = std::to_string(places.size());
+  for (const pyrt::bridge::DevicePlace& place : places) {
     auto device = std::make_unique<PJRT_Device>();
     device->client = this;
-    device->local_hardware_id = id;
+    device->local_hardware_id = place.local_hardware_id;
     PJRT_DeviceDescription& d = device->description;
-    d.id = id;
-    d.to_string = "PyrtDevice(id=" + std::to_string(id) + ")";
-    d.debug_string = "PyrtDevice(id=" + std::to_string(id) +
-                     ", process_index=0, kind=pyrt, runtime=Python/NumPy)";
-    d.attributes.AddInt("local_hardware_id", id);
+    d.id = place.id;
+    d.process_index = place.process_index;
+    std::string id = std::to_string(place.id), process = std::to_string(place.process_index);
+    d.to_string = "PyrtDevice(id=" + id + (options.num_nodes > 1 ? ", process=" + process : "") + ")";
+    d.debug_string = "PyrtDevice(id=" + id + ", process_index=" + process +
+                     ", kind=pyrt, runtime=Python/NumPy)";
+    d.attributes.AddInt("local_hardware_id", place.local_hardware_id);
     d.attributes.AddInt("synchronous", options.synchronous ? 1 : 0);
-    // Two memories, as XLA:CPU's devices have: "device" (the default) and "pinned_host", for
-    // memory-kind annotations (compute_on, offloading). Both are host memory here.
-    for (int kind_id : {0, 1}) {
-      auto memory = std::make_unique<PJRT_Memory>();
-      memory->client = this;
-      memory->id = kind_id * options.device_count + id;
-      memory->kind_id = kind_id;
-      memory->kind = kind_id == 0 ? "device" : "pinned_host";
-      memory->to_string = "PyrtMemory(id=" + std::to_string(memory->id) + ", kind=" +
-                          memory->kind + ")";
-      memory->debug_string = memory->to_string + " of " + d.to_string;
-      memory->devices.push_back(device.get());
-      device->memories.push_back(memory.get());
-      memories.push_back(memory.get());
-      owned_memories.push_back(std::move(memory));
-    }
-    device->default_memory = device->memories[0];
-    device->worker = std::make_unique<pyrt::Worker>(options.synchronous);
     devices.push_back(device.get());
+    if (place.process_index == options.node_id) {  // ours: memories and a worker
+      // Two memories, as XLA:CPU's devices have: "device" (the default) and "pinned_host", for
+      // memory-kind annotations (compute_on, offloading). Both are host memory here.
+      for (int kind_id : {0, 1}) {
+        auto memory = std::make_unique<PJRT_Memory>();
+        memory->client = this;
+        memory->id = kind_id * static_cast<int>(places.size()) + place.id;
+        memory->kind_id = kind_id;
+        memory->kind = kind_id == 0 ? "device" : "pinned_host";
+        memory->to_string = "PyrtMemory(id=" + std::to_string(memory->id) + ", kind=" +
+                            memory->kind + ")";
+        memory->debug_string = memory->to_string + " of " + d.to_string;
+        memory->devices.push_back(device.get());
+        device->memories.push_back(memory.get());
+        memories.push_back(memory.get());
+        owned_memories.push_back(std::move(memory));
+      }
+      device->default_memory = device->memories[0];
+      device->worker = std::make_unique<pyrt::Worker>(options.synchronous);
+      addressable_devices.push_back(device.get());
+    }
     owned_devices.push_back(std::move(device));
   }
+}
+
+pyrt::Status PJRT_Device::CheckAddressable() const {
+  if (worker != nullptr) return pyrt::Status::Ok();
+  return pyrt::InvalidArgument(
+      "pyrt: device " + std::to_string(description.id) + " belongs to process " +
+      std::to_string(description.process_index) + ", not to this one (process " +
+      std::to_string(client->options.node_id) + "); only a process's own devices hold its "
+      "buffers and run its programs (jax.local_devices())");
 }
 
 PJRT_Memory* PJRT_Device::MemoryOfKind(const std::string& kind) const {
@@ -541,11 +566,20 @@ PJRT_Device* PJRT_Client::LookupDevice(int id) const {
 }
 
 namespace pyrt {
-Status CreateClient(const PJRT_NamedValue* values, size_t n, PJRT_Client** client) {
+Status CreateClient(const PJRT_NamedValue* values, size_t n, const bridge::KeyValueStore& kv,
+                    PJRT_Client** client) {
   ClientOptions options;
   Status s = ParseOptions(values, n, &options);
   if (!s.ok()) return s;
-  *client = new PJRT_Client(options);
+  std::vector<bridge::DevicePlace> places;
+  if (options.num_nodes == 1) {
+    for (int id = 0; id < options.device_count; ++id) places.push_back({id, 0, id});
+  } else {
+    s = bridge::JoinProcesses(options.node_id, options.num_nodes, options.device_count, kv,
+                              &places);
+    if (!s.ok()) return s;
+  }
+  *client = new PJRT_Client(options, places);
   return Status::Ok();
 }
 }  // namespace pyrt

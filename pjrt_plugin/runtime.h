@@ -46,9 +46,12 @@ class NamedValues {
 
 // Client-creation settings, from PJRT_Client_Create's NamedValue options.
 struct ClientOptions {
-  int device_count = 1;
+  int device_count = 1;  // devices of this process
   bool synchronous = false;
   std::string platform_version = "pyrt";
+  // Set by jax.distributed.initialize(): this process's index and how many there are.
+  int node_id = 0;
+  int num_nodes = 1;
 };
 
 // The value of a buffer on its device: the Storage once it is computed, or the error that
@@ -124,10 +127,15 @@ struct PJRT_Device {
 
   // This device's memory of `kind` ("device", "pinned_host"); the default one for others.
   PJRT_Memory* MemoryOfKind(const std::string& kind) const;
+  // OK if this process holds the device; else an error naming its process.
+  pyrt::Status CheckAddressable() const;
 };
 
 struct PJRT_Client {
-  explicit PJRT_Client(const pyrt::ClientOptions& options);
+  // `places`: every device of the job; those of this process (options.node_id) get memories and
+  // a worker, the others only a description.
+  PJRT_Client(const pyrt::ClientOptions& options,
+              const std::vector<pyrt::bridge::DevicePlace>& places);
   ~PJRT_Client();
   PJRT_Device* LookupDevice(int id) const;
 
@@ -135,8 +143,9 @@ struct PJRT_Client {
   std::string platform_name = "pyrt";
   std::vector<std::unique_ptr<PJRT_Device>> owned_devices;
   std::vector<std::unique_ptr<PJRT_Memory>> owned_memories;
-  std::vector<PJRT_Device*> devices;
-  std::vector<PJRT_Memory*> memories;
+  std::vector<PJRT_Device*> devices;              // of the whole job
+  std::vector<PJRT_Device*> addressable_devices;  // of this process
+  std::vector<PJRT_Memory*> memories;             // of this process's devices
   // Held while the jobs of a run over several devices are queued, so that every device's queue
   // has the runs in the same order (two runs queued in opposite orders would each wait at a
   // collective for a device busy with the other).
@@ -188,7 +197,10 @@ struct PJRT_LoadedExecutable {
 
 namespace pyrt {
 
-Status CreateClient(const PJRT_NamedValue* options, size_t num_options, PJRT_Client** client);
+// A client of this process's devices; with several processes (options node_id and num_nodes
+// from jax.distributed) it first joins the others through their key-value store.
+Status CreateClient(const PJRT_NamedValue* options, size_t num_options,
+                    const bridge::KeyValueStore& kv, PJRT_Client** client);
 
 PJRT_Buffer* NewBuffer(PJRT_Memory* memory, PJRT_Device* device, PJRT_Buffer_Type type,
                        std::vector<int64_t> dims, std::shared_ptr<DeviceArray> array);
