@@ -87,4 +87,4 @@ def test_a_device_that_never_arrives_ends_the_wait(monkeypatch):
     monkeypatch.setenv("PYRT_COLLECTIVE_TIMEOUT", "0.2")
     with pytest.raises(Exception, match="on device 3: the other devices of the group did not "
                                         "arrive within 0.2 s"):
-        Communicator(2).exchange(("key",), 2, 0, 1.0, device=3)
+        Communicator(2).exchange(("key",), ((0, 0), (0, 1)), 0, 1.0, device=3)

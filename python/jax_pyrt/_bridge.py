@@ -1,5 +1,5 @@
-"""The one Python module the C++ layer calls (pjrt_plugin/python_bridge.cc): compile,
-deserialize, serialize and run. Compile and deserialize return a `Compiled` record, which the
+"""The one Python module the C++ layer calls (pjrt_plugin/python_bridge.cc): join the other
+processes of a job, compile, deserialize, serialize and run. Compile and deserialize return a `Compiled` record, which the
 C++ layer reads once, field by field from one table, so that metadata queries never need the
 GIL; `handle` in it is what serialize() and run() take back.
 """
@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import threading
 
+from . import processes
 from .communicator import runs as communicators
 from .errors import InternalError, PyrtError, UnsupportedError
 from .executable import Executable
@@ -67,6 +68,19 @@ class Compiled:
                    outputs=tuple(executable.output_specs), **fields)
 
 
+def join_processes(index, count, local_devices, kv_get, kv_put):
+    """PJRT_Client_Create with jax.distributed: this process joins the job (processes.join);
+    returns every device of the job as (id, process index, local hardware id)."""
+    return processes.join(index, count, local_devices, kv_get, kv_put)
+
+
+def process_failed(index, why):
+    """PJRT_Client_UpdateGlobalProcessInfo: jax.distributed reports process `index` gone or
+    failed."""
+    if processes.job is not None:
+        processes.job.transport.process_failed(index, why)
+
+
 def compile(code, fmt, options):
     """PJRT_Client_Compile: a StableHLO program -> Compiled (cached by content)."""
     global compile_count
@@ -108,10 +122,11 @@ def run(handle, views, donated, device, replica, partition, run_id, devices):
     """One device's part of a run of a program (PJRT_LoadedExecutable_Execute): `views` are the
     inputs' StorageViews, `donated` the inputs whose memory the outputs may take; returns per
     output a donated input's index or a new flat uint8 array (Executable.execute). The
-    `devices` device runs of run `run_id` meet through one communicator."""
-    if devices == 1:
+    `devices` device runs of run `run_id` in this process meet through one communicator (which
+    also reaches the program's devices in other processes)."""
+    if devices == 1 and (processes.job is None or len(handle.device_ids) == 1):
         return handle.execute(views, donated, RunContext(device, replica, partition))
-    communicator = communicators.join(run_id, devices)
+    communicator = communicators.join(run_id, devices, handle)
     try:
         return handle.execute(views, donated,
                               RunContext(device, replica, partition, communicator))

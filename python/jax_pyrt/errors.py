@@ -11,6 +11,7 @@ NOT_FOUND = 5
 FAILED_PRECONDITION = 9
 UNIMPLEMENTED = 12
 INTERNAL = 13
+UNAVAILABLE = 14
 
 
 class PyrtError(Exception):
@@ -41,3 +42,9 @@ class InternalError(PyrtError):
     """A bug in pyrt: an unexpected exception while compiling or running a program."""
 
     pjrt_code = INTERNAL
+
+
+class ProcessError(PyrtError):
+    """This process could not join or reach the other processes of a multi-process job."""
+
+    pjrt_code = UNAVAILABLE

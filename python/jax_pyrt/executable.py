@@ -159,6 +159,9 @@ class Executable:
         self.temp_size_in_bytes = 0  # NumPy temporaries are not device memory
         self.fingerprint = hashlib.sha256(
             _MAGIC + __version__.encode() + self.artifact + self.compile_options).hexdigest()
+        # The same in every process of a job (their compile options differ: they name the
+        # process), so that their runs of the program find each other (communicator.py).
+        self.job_key = hashlib.sha256(self.artifact + repr(self.device_ids).encode()).digest()
 
     def _compile(self):
         context = ir.Context()
@@ -189,7 +192,8 @@ class Executable:
              input_types, output_types, self.input_output_aliases)
         self.input_specs = _specs(input_types, tokens[0])
         self.output_specs = _specs(output_types, tokens[1])
-        self.run_inline = prepared.cheap
+        # A program over several devices may wait for them (for other processes' among them).
+        self.run_inline = prepared.cheap and len(self.device_ids) == 1
         # Programs that call host callbacks finish before Execute returns, as on XLA:CPU, so a
         # callback's exception raises at the user's call (runtime.cc).
         self.synchronous = prepared.synchronous

@@ -422,8 +422,9 @@ class GlobalRun:
 
     def _exchange(self, ctx, step, value):
         try:
-            return ctx.communicator.exchange(("global", step), self.devices, ctx.partition,
-                                             value, ctx.device)
+            everyone = tuple((0, partition) for partition in range(self.devices))
+            return ctx.communicator.exchange(("global", step), everyone, ctx.partition, value,
+                                             ctx.device)
         except ExecutionError as e:
             what = "gathering the arguments" if step == "in" else "splitting the results"
             raise ExecutionError(f"pyrt: {what} of a program run on global arrays: {e}") from None

@@ -18,6 +18,7 @@ operands. A handler may return `Constant(value)` for a value known at compile ti
 replica_id, partition_id, collectives), called as `kernel(context, [regions,] *operands)`.
 """
 
+import itertools
 import re
 
 import numpy as np
@@ -133,6 +134,7 @@ class CompileContext:
                 name = ir.StringAttr(operation.operation.attributes["sym_name"]).value
                 self.functions[name] = operation
         self.call_site = ""
+        self.collective_ids = itertools.count()  # in program order (distribution.Collective)
         self._locations = {}  # operation -> source_location (printing a location is slow)
         # Set by handlers of ops that call back into Python on the host (host callbacks): such
         # programs finish inside Execute, as on XLA:CPU, so their errors raise at the call.

@@ -16,16 +16,12 @@ recv) need a host transfer channel pyrt does not have: they are compile-time err
 """
 
 import functools
-import itertools
 
 import numpy as np
 from jaxlib.mlir import ir
 
 from ..errors import InvalidProgramError, UnsupportedError
 from .base import Constant, InContext, op
-
-_collective_ids = itertools.count()
-
 
 def _id_array(op_, name):
     """A 2-D integer attribute (replica_groups, source_target_pairs) as a NumPy array, or None
@@ -109,8 +105,10 @@ class Collective:
     """What a collective kernel does at run time: find this device's group and exchange values
     with its members (the runtime's error names the op and the user's line)."""
 
-    def __init__(self, groups):
-        self.id = next(_collective_ids)
+    def __init__(self, op_, groups):
+        # The same in every process of a job: the runs of one program in several processes
+        # match their exchanges by it.
+        self.id = next(op_.context.collective_ids)
         self.members = _membership(groups)
 
     def gather(self, ctx, value):
@@ -127,7 +125,7 @@ class Collective:
                                    f"it for that many devices (num_replicas, num_partitions)")
         count = ctx.counters.get(self.id, 0)
         ctx.counters[self.id] = count + 1
-        values = ctx.communicator.exchange((self.id, group, count), len(group), index, value,
+        values = ctx.communicator.exchange((self.id, group, count), group, index, value,
                                            ctx.device)
         return values, index
 
@@ -175,7 +173,7 @@ def all_reduce(op_):
     """Spec: all_reduce. The group's operands, converted to the computation's type, reduced
     in group order (((x0 . x1) . x2) ...), the computation applied to whole arrays. Any number
     of operands (each reduced on its own)."""
-    collective = Collective(process_groups(op_, _reduction_strategy(op_)))
+    collective = Collective(op_, process_groups(op_, _reduction_strategy(op_)))
     types = op_.result_types
     reduce = _reducer(op_)
 
@@ -194,7 +192,7 @@ def all_reduce(op_):
 def cross_replica_sum(op_):
     """XLA: cross-replica-sum (not in the spec): an all_reduce with add over the replica
     groups."""
-    collective = Collective(process_groups(op_, "cross_replica"))
+    collective = Collective(op_, process_groups(op_, "cross_replica"))
     dtype = op_.result.dtype
 
     def kernel(ctx, x):
@@ -210,7 +208,7 @@ def reduce_scatter(op_):
     """Spec: reduce_scatter. The group's reduction (as all_reduce), split along
     scatter_dimension into one part per member; each member keeps its own part."""
     groups = process_groups(op_, _reduction_strategy(op_))
-    collective = Collective(groups)
+    collective = Collective(op_, groups)
     types = op_.result_types
     dim = op_.int("scatter_dimension")
     reduce = _reducer(op_)
@@ -231,7 +229,7 @@ def reduce_scatter(op_):
 def all_gather(op_):
     """Spec: all_gather. Each operand of every member, concatenated along all_gather_dim in
     group order. Any number of operands."""
-    collective = Collective(process_groups(op_, _reduction_strategy(op_)))
+    collective = Collective(op_, process_groups(op_, _reduction_strategy(op_)))
     types = op_.result_types
     dim = op_.int("all_gather_dim")
 
@@ -251,7 +249,7 @@ def all_to_all(op_):
     split_count parts and sends part j to member j; the parts received are concatenated
     along concat_dimension in group order. Any number of operands."""
     strategy = "cross_partition" if _channel(op_) > 0 else "cross_replica"
-    collective = Collective(process_groups(op_, strategy))
+    collective = Collective(op_, process_groups(op_, strategy))
     split, concat = op_.int("split_dimension"), op_.int("concat_dimension")
     count = op_.int("split_count")
     types = op_.result_types
@@ -286,7 +284,7 @@ def collective_permute(op_):
         links = [((int(s), p), (int(t), p)) for s, t in pairs for p in range(partitions)]
     # Everyone meets in one group per copy of the grid the links stay in (all processes).
     everyone = [(r, p) for r in range(replicas) for p in range(partitions)]
-    collective = Collective([everyone])
+    collective = Collective(op_, [everyone])
     source_of = {target: source for source, target in links}
     order = {process: i for i, process in enumerate(everyone)}
     (zeros,) = _zeros(op_.result_types)
@@ -307,7 +305,7 @@ def collective_broadcast(op_):
     """Spec: collective_broadcast. Every member of a group gets the operand of the group's
     first member; a process in no group gets zeros. (XLA:CPU does not implement this op.)"""
     strategy = "cross_partition" if _channel(op_) > 0 else "cross_replica"
-    collective = Collective(process_groups(op_, strategy))
+    collective = Collective(op_, process_groups(op_, strategy))
     (zeros,) = _zeros(op_.result_types)
 
     def kernel(ctx, x):
