@@ -11,7 +11,7 @@ When the program's devices span several processes (jax.distributed), each proces
 devices' part, and the run's `Crossing` reaches the others: once this process's members of a
 group have all arrived, the last one to arrive trades their values for the other processes'
 (jax_pyrt.mpi) and hands everyone the whole group's. Exchanges are matched across processes by
-the program, the run's place among that program's runs in this process, and the exchange's key,
+the run's devices, the run's place among the runs over those devices, and the exchange's key,
 all of which every process of the job computes alike.
 
 A device whose run fails `fail`s the communicator: every device waiting at, or later reaching, an
@@ -151,8 +151,7 @@ class Communicator:
         if first and self.crossing is not None:
             crossing = self.crossing
             crossing.job.transport.fail(crossing.run, crossing.peers,
-                                        f"device {device}: {self._failure[1]}",
-                                        time.monotonic() + processes.timeout())
+                                        f"device {device}: {self._failure[1]}")
 
 
 class _Runs:
@@ -162,11 +161,12 @@ class _Runs:
     def __init__(self):
         self._lock = threading.Lock()
         self._runs = {}  # run id -> [communicator, devices still in the run]
-        # Runs of each program (by job key) across processes: the nth here is the nth
-        # everywhere, since all processes run a job's programs in the same order, and a
-        # program's runs reach this registry in launch order (each takes all of the program's
-        # devices here, whose queues keep that order).
-        self._program_runs = collections.Counter()
+        # Runs over each set of devices that spans processes: the nth here is the nth in every
+        # process, since all processes of a job launch its programs in the same order, and runs
+        # over the same devices reach this registry in launch order (each takes all of them
+        # here, and their queues keep that order). Not by program: a program's text differs
+        # between processes (a host callback's is the address of a Python object).
+        self._placement_runs = collections.Counter()
 
     def join(self, run_id, size, program):
         with self._lock:
@@ -183,8 +183,9 @@ class _Runs:
                    for i, device in enumerate(program.device_ids)}
         if set(members.values()) == {job.index}:
             return None
-        self._program_runs[program.job_key] += 1
-        return Crossing(job, (program.job_key, self._program_runs[program.job_key]), members)
+        placement = (program.num_partitions, tuple(program.device_ids))
+        self._placement_runs[placement] += 1
+        return Crossing(job, (placement, self._placement_runs[placement]), members)
 
     def leave(self, run_id):
         with self._lock:

@@ -159,9 +159,6 @@ class Executable:
         self.temp_size_in_bytes = 0  # NumPy temporaries are not device memory
         self.fingerprint = hashlib.sha256(
             _MAGIC + __version__.encode() + self.artifact + self.compile_options).hexdigest()
-        # The same in every process of a job (their compile options differ: they name the
-        # process), so that their runs of the program find each other (communicator.py).
-        self.job_key = hashlib.sha256(self.artifact + repr(self.device_ids).encode()).digest()
 
     def _compile(self):
         context = ir.Context()

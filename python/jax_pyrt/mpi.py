@@ -23,6 +23,7 @@ import time
 from .errors import ExecutionError, ProcessError
 
 _HEADER, _DATA = 1, 2
+_NOTICE_SECONDS = 2.0  # a live process takes a message at once: its receiving thread waits
 _INSTALL = ("pyrt needs MPI to run JAX over several processes: install it with "
             "`pip install 'jax-pyrt[mpi]'` (mpi4py and MPICH's wheel); see docs/multi-process.md")
 
@@ -94,6 +95,7 @@ class Transport:
         self._inbox = {}  # (run, key, process) -> (pickle, out-of-band buffers)
         self._failed = {}  # run -> (process, message): that process's part of the run failed
         self._gone = {}  # process -> why, as jax.distributed reports it
+        self._silent = set()  # processes that let an exchange time out
         self._healthy = True
         self._receiver = threading.Thread(target=self._receive, name="pyrt-mpi-receiver",
                                           daemon=True)
@@ -121,6 +123,7 @@ class Transport:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         self._healthy = False
+                        self._silent.add(peer)
                         raise ExecutionError(
                             f"process {peer} did not send its values within the time allowed "
                             "(PYRT_PROCESS_TIMEOUT); it may have died or be stuck")
@@ -129,11 +132,16 @@ class Transport:
                 theirs[peer] = pickle.loads(data, buffers=buffers)
         return theirs
 
-    def fail(self, run, peers, message, deadline):
-        """Tells `peers` that this process's part of `run` failed."""
+    def fail(self, run, peers, message):
+        """Tells `peers` that this process's part of `run` failed. Returns once each has the
+        message (or did not take it within a few seconds: it is gone), so that it arrives even
+        if this process exits next."""
+        deadline = time.monotonic() + _NOTICE_SECONDS
         for peer in peers:
+            if peer in self._silent or peer in self._gone:
+                continue  # it would not listen
             try:
-                self._send(peer, ("failed", run, message), None, deadline)
+                self._send(peer, ("failed", run, message), None, deadline, synchronous=True)
             except ExecutionError:
                 pass  # that peer is gone too
 
@@ -143,18 +151,22 @@ class Transport:
             self._gone.setdefault(process, why)
             self._cond.notify_all()
 
-    def _send(self, peer, header, value, deadline):
+    def _send(self, peer, header, value, deadline, synchronous=False):
+        """Sends `value` to `peer`; returns when MPI is done with it (when `peer` has it, if
+        `synchronous`)."""
         MPI = self._MPI
         buffers = []
         data = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
         raws = [b.raw() for b in buffers]
+        send = self.comm.issend if synchronous else self.comm.isend
         with self._send_lock:
-            requests = [self.comm.isend((header, data, [r.nbytes for r in raws]), peer, _HEADER)]
+            requests = [send((header, data, [r.nbytes for r in raws]), peer, _HEADER)]
             requests += [self.comm.Isend([r, MPI.BYTE], peer, _DATA) for r in raws]
         pause = 1e-5
         while not MPI.Request.Testall(requests):
             if time.monotonic() > deadline or peer in self._gone:
                 self._healthy = False
+                self._silent.add(peer)
                 raise ExecutionError(f"process {peer} did not take the values sent to it within "
                                      "the time allowed (PYRT_PROCESS_TIMEOUT); it may have died "
                                      "or be stuck")
@@ -169,8 +181,9 @@ class Transport:
                                                  status=status)
             source = status.Get_source()
             buffers = [bytearray(n) for n in sizes]
-            for buffer in buffers:
-                self.comm.Recv([buffer, MPI.BYTE], source, _DATA)
+            # All at once: each blocking call would wait for the GIL again when it returns.
+            MPI.Request.Waitall([self.comm.Irecv([buffer, MPI.BYTE], source, _DATA)
+                                 for buffer in buffers])
             kind, run, rest = header
             with self._cond:
                 if kind == "stop":
