@@ -6,6 +6,7 @@ result as a whole array (gathered from all processes) to an .npz file.
     python multi_process_programs.py OUT.npz ports N ID PORT  # process ID of N, started alone
     mpiexec -n N python multi_process_programs.py OUT.npz mpirun
     python multi_process_programs.py OUT.npz dies N ID PORT   # process 1 dies before a psum
+    python multi_process_programs.py OUT.npz raises N ID PORT # process 1's part raises
 
 The platform and the device count per process come from JAX_PLATFORMS and PYRT_DEVICE_COUNT
 (or XLA_FLAGS for the CPU backend).
@@ -22,7 +23,7 @@ import numpy as np
 def connect(mode, args):
     import jax
 
-    if mode in ("ports", "dies"):
+    if mode in ("ports", "dies", "raises"):
         count, index, port = map(int, args)
         jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
                                    num_processes=count, process_id=index,
@@ -126,37 +127,67 @@ def training(mesh, rows, host):
     return np.concatenate([np.array(losses).ravel()] + leaves)
 
 
-def dies():
-    """Process 1 leaves without a word before a psum; the others must fail, not hang."""
+def fails(mode):
+    """After a psum that works, process 1 dies (`dies`) or its part of the next one raises
+    (`raises`): the others must fail, not hang, and keep no buffer."""
     import jax
     from jax.sharding import Mesh, PartitionSpec as P
 
     mesh = Mesh(np.array(jax.devices()), ("x",))
     x = jax.device_put(np.ones((len(jax.devices()), 2), np.float32),
                        jax.sharding.NamedSharding(mesh, P("x")))
-    f = jax.jit(jax.shard_map(lambda a: jax.lax.psum(a, "x"), mesh=mesh, in_specs=P("x"),
-                              out_specs=P("x")))
-    f(x).block_until_ready()  # all processes there: the job works
-    if jax.process_index() == 1:
-        os._exit(17)
+
+    def check(a):
+        if jax.process_index() == 1:
+            raise ValueError("process 1 refuses")
+        return a
+
+    def body(a):
+        if mode == "raises":
+            a = jax.pure_callback(check, jax.ShapeDtypeStruct(a.shape, a.dtype), a)
+        return jax.lax.psum(a, "x")
+
+    f = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=P("x"), out_specs=P("x")))
+    if mode == "dies":
+        f(x).block_until_ready()  # all processes there: the job works
+        if jax.process_index() == 1:
+            os._exit(17)
     start = time.monotonic()
     try:
         f(x).block_until_ready()
     except Exception as e:  # noqa: BLE001 - the error is the result
         seconds = time.monotonic() - start
         del x
-        live = [d.memory_stats()["pool_bytes"] for d in jax.local_devices()]
+        # The device's worker lets go of the run's inputs just after the error is out.
+        for _ in range(50):
+            live = [d.memory_stats()["pool_bytes"] for d in jax.local_devices()]
+            if not any(live):
+                break
+            time.sleep(0.1)
         print(f"FAILED after {seconds:.1f} s, live arrays {live}: {e}", flush=True)
-        os._exit(0)  # jax.distributed's shutdown would wait for the dead process
+        leave(mode, 0)
     print("NO ERROR", flush=True)
-    os._exit(1)
+    leave(mode, 1)
+
+
+def leave(mode, code):
+    """Exits without jax.distributed's shutdown, which would wait for a dead process; process
+    0, which serves jax.distributed, last (the others end when it does)."""
+    import jax
+    from jax._src import distributed
+
+    if mode == "raises":
+        distributed.global_state.client.wait_at_barrier("leave", 60_000)
+    elif jax.process_index() == 0:
+        time.sleep(5)
+    os._exit(code)
 
 
 def main():
     path, mode, *args = sys.argv[1:]
     connect(mode, args)
-    if mode == "dies":
-        dies()
+    if mode in ("dies", "raises"):
+        fails(mode)
     import jax
 
     results = programs()

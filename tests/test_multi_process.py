@@ -22,7 +22,9 @@ ROUNDED = {"jit_matmul": 1e-6, "training": 1e-4}
 
 def environment(platform, devices, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))}
-    env.update(JAX_PLATFORMS=platform, PYRT_DEVICE_COUNT=str(devices), **extra)
+    # UCX_NET_DEVICES: MPI on the loopback interface only.
+    env.update(JAX_PLATFORMS=platform, PYRT_DEVICE_COUNT=str(devices), UCX_NET_DEVICES="lo",
+               **extra)
     if platform == "cpu":
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return env
@@ -106,12 +108,41 @@ def test_processes_started_by_mpiexec(tmp_path, oracles):
     check(dict(np.load(out)), oracles, 4)
 
 
+def failed_after(output):
+    """Seconds a process waited before its run failed (multi_process_programs.fails)."""
+    assert "FAILED after" in output and "live arrays [0]" in output, output[-4000:]
+    return float(output.split("FAILED after ")[1].split(" s")[0])
+
+
 def test_a_process_that_dies_fails_the_others(tmp_path):
     results = start_processes(tmp_path / "unused.npz", "dies", 3, 1, timeout=120)
     assert results[1][0] == 17, results[1][1][-2000:]
     for code, output in (results[0], results[2]):
-        assert code == 0 and "FAILED after" in output, output[-4000:]
-        assert "process 1" in output, output[-4000:]
-        seconds = float(output.split("FAILED after ")[1].split(" s")[0])
-        assert seconds < 30, output[-2000:]  # PYRT_PROCESS_TIMEOUT is 20
-        assert "live arrays [0]" in output, output[-2000:]
+        assert code == 0 and "process 1" in output, output[-4000:]
+        assert failed_after(output) < 30, output[-2000:]  # PYRT_PROCESS_TIMEOUT is 20
+
+
+def test_a_process_that_raises_fails_the_others_at_once(tmp_path):
+    results = start_processes(tmp_path / "unused.npz", "raises", 3, 1, timeout=120)
+    for index, (code, output) in enumerate(results):
+        assert code == 0, output[-4000:]
+        assert "process 1 refuses" in output, output[-4000:]
+        assert failed_after(output) < 10, output[-2000:]  # told, not timed out
+        if index != 1:
+            assert "process 1 failed" in output, output[-4000:]
+
+
+def test_without_mpi_the_error_says_what_to_install(tmp_path):
+    (tmp_path / "mpi4py").mkdir()
+    (tmp_path / "mpi4py" / "__init__.py").write_text("raise ImportError('no MPI here')\n")
+    port = free_port()
+    env = environment("pyrt", 1, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    procs = [subprocess.Popen([sys.executable, PROGRAMS, str(tmp_path / "x.npz"), "ports", "2",
+                               str(i), str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    for proc in procs:
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0, output[-3000:]
+        assert "mpi4py is not installed" in output, output[-3000:]
+        assert "pip install 'jax-pyrt[mpi]'" in output, output[-3000:]
