@@ -99,13 +99,14 @@ def test_processes_started_on_their_own(tmp_path, oracles, count, devices):
 
 
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec")
-def test_processes_started_by_mpiexec(tmp_path, oracles):
+@pytest.mark.parametrize("count,devices", [(2, 2), (4, 1)], ids=["2x2", "4x1"])
+def test_processes_started_by_mpiexec(tmp_path, oracles, count, devices):
     out = tmp_path / "result.npz"
-    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, PROGRAMS, str(out), "mpirun"],
-                          capture_output=True, text=True, timeout=300,
-                          env=environment("pyrt", 2, PYRT_PROCESS_TIMEOUT="20"))
+    proc = subprocess.run([MPIEXEC, "-n", str(count), sys.executable, PROGRAMS, str(out),
+                           "mpirun"], capture_output=True, text=True, timeout=300,
+                          env=environment("pyrt", devices, PYRT_PROCESS_TIMEOUT="20"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    check(dict(np.load(out)), oracles, 4)
+    check(dict(np.load(out)), oracles, count * devices)
 
 
 def failed_after(output):
