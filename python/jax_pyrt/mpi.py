@@ -24,6 +24,9 @@ from .errors import ExecutionError, ProcessError
 
 _HEADER, _DATA = 1, 2
 _NOTICE_SECONDS = 2.0  # a live process takes a message at once: its receiving thread waits
+# How often the receiving thread looks for messages: often while an exchange waits, then less
+# and less. (A blocking MPI receive would spin on a core for as long as it waits.)
+_BUSY_PAUSE, _IDLE_PAUSE = 2e-4, 5e-3
 _INSTALL = ("pyrt needs MPI to run JAX over several processes: install it with "
             "`pip install 'jax-pyrt[mpi]'` (mpi4py and MPICH's wheel); see docs/multi-process.md")
 
@@ -97,6 +100,8 @@ class Transport:
         self._gone = {}  # process -> why, as jax.distributed reports it
         self._silent = set()  # processes that let an exchange time out
         self._healthy = True
+        self._waiting = 0  # exchanges waiting for values
+        self._wake = threading.Event()  # set when an exchange starts waiting
         self._receiver = threading.Thread(target=self._receive, name="pyrt-mpi-receiver",
                                           daemon=True)
         self._receiver.start()
@@ -107,30 +112,35 @@ class Transport:
         for exchange `key` of run `run`."""
         for peer in peers:
             self._send(peer, ("value", run, key), mine, deadline)
-        theirs = {}
         with self._cond:
-            for peer in peers:
-                while (run, key, peer) not in self._inbox:
-                    if run in self._failed:
-                        process, message = self._failed[run]
-                        raise ExecutionError(f"process {process} failed, so the collective "
-                                             f"cannot complete: {message}")
-                    if peer in self._gone:
-                        self._healthy = False
-                        raise ExecutionError(f"process {peer} {self._gone[peer]} (reported by "
-                                             "jax.distributed), so the collective cannot "
-                                             "complete")
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        self._healthy = False
-                        self._silent.add(peer)
-                        raise ExecutionError(
-                            f"process {peer} did not send its values within the time allowed "
-                            "(PYRT_PROCESS_TIMEOUT); it may have died or be stuck")
-                    self._cond.wait(min(left, 1.0))
-                data, buffers = self._inbox.pop((run, key, peer))
-                theirs[peer] = pickle.loads(data, buffers=buffers)
-        return theirs
+            self._waiting += 1
+            self._wake.set()
+            try:
+                return {peer: self._take(run, key, peer, deadline) for peer in peers}
+            finally:
+                self._waiting -= 1
+
+    def _take(self, run, key, peer, deadline):
+        """`peer`'s value of an exchange, once it is in; under self._cond."""
+        while (run, key, peer) not in self._inbox:
+            if run in self._failed:
+                process, message = self._failed[run]
+                raise ExecutionError(f"process {process} failed, so the collective cannot "
+                                     f"complete: {message}")
+            if peer in self._gone:
+                self._healthy = False
+                raise ExecutionError(f"process {peer} {self._gone[peer]} (reported by "
+                                     "jax.distributed), so the collective cannot complete")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._healthy = False
+                self._silent.add(peer)
+                raise ExecutionError(f"process {peer} did not send its values within the time "
+                                     "allowed (PYRT_PROCESS_TIMEOUT); it may have died or be "
+                                     "stuck")
+            self._cond.wait(min(left, 1.0))
+        data, buffers = self._inbox.pop((run, key, peer))
+        return pickle.loads(data, buffers=buffers)
 
     def fail(self, run, peers, message):
         """Tells `peers` that this process's part of `run` failed. Returns once each has the
@@ -176,9 +186,16 @@ class Transport:
     def _receive(self):
         MPI = self._MPI
         status = MPI.Status()
+        pause = _BUSY_PAUSE
         while True:
-            header, data, sizes = self.comm.recv(source=MPI.ANY_SOURCE, tag=_HEADER,
-                                                 status=status)
+            message = self.comm.improbe(MPI.ANY_SOURCE, _HEADER, status)
+            if message is None:
+                pause = _BUSY_PAUSE if self._waiting else min(pause * 2, _IDLE_PAUSE)
+                if self._wake.wait(pause):
+                    self._wake.clear()
+                    pause = _BUSY_PAUSE
+                continue
+            header, data, sizes = message.recv()
             source = status.Get_source()
             buffers = [bytearray(n) for n in sizes]
             # All at once: each blocking call would wait for the GIL again when it returns.
