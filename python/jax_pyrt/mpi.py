@@ -97,6 +97,7 @@ class Transport:
         self._cond = threading.Condition()
         self._inbox = {}  # (run, key, process) -> (pickle, out-of-band buffers)
         self._failed = {}  # run -> (process, message): that process's part of the run failed
+        self._abandoned = set()  # runs that failed here or elsewhere: their values are dropped
         self._gone = {}  # process -> why, as jax.distributed reports it
         self._silent = set()  # processes that let an exchange time out
         self._healthy = True
@@ -146,6 +147,7 @@ class Transport:
         """Tells `peers` that this process's part of `run` failed. Returns once each has the
         message (or did not take it within a few seconds: it is gone), so that it arrives even
         if this process exits next."""
+        self._abandon(run)
         deadline = time.monotonic() + _NOTICE_SECONDS
         for peer in peers:
             if peer in self._silent or peer in self._gone:
@@ -154,6 +156,13 @@ class Transport:
                 self._send(peer, ("failed", run, message), None, deadline, synchronous=True)
             except ExecutionError:
                 pass  # that peer is gone too
+
+    def _abandon(self, run):
+        """Drops the values of failed run `run`, now and when more come."""
+        with self._cond:
+            self._abandoned.add(run)
+            for entry in [entry for entry in self._inbox if entry[0] == run]:
+                del self._inbox[entry]
 
     def process_failed(self, process, why):
         """jax.distributed reports `process` gone: exchanges waiting for it fail now."""
@@ -207,7 +216,8 @@ class Transport:
                     return
                 if kind == "failed":
                     self._failed.setdefault(run, (source, rest))
-                else:
+                    self._abandon(run)
+                elif run not in self._abandoned:
                     self._inbox[(run, rest, source)] = (data, buffers)
                 self._cond.notify_all()
 
