@@ -9,6 +9,7 @@ import struct
 import sys
 import traceback
 import types
+import weakref
 
 import numpy as np
 from jaxlib import _jax
@@ -17,7 +18,7 @@ from jaxlib.mlir._mlir_libs import _stablehlo
 from jaxlib.mlir.dialects import sdy
 
 from . import (__version__, analysis, compile_options, compiler, dtypes, partitioning,
-               program_pickle, protobuf)
+               program_pickle, protobuf, tracing)
 from .contexts import function_type, main_function, value_attributes
 from .errors import InternalError, InvalidProgramError, PyrtError, UnsupportedError
 from .ops.base import RunContext
@@ -129,6 +130,11 @@ def _exclusive(out):
             and node.nbytes == out.nbytes)
 
 
+# The executables alive in this process, by fingerprint (PJRT_Executable_Fingerprint; what
+# jax's compiled.runtime_executable().fingerprint gives): jax_pyrt.explain finds them here.
+loaded = weakref.WeakValueDictionary()
+
+
 class Executable:
     recompiled = False  # True if deserialize() had to run the compiler
     # Compile-time analyses (jax_pyrt.analysis); defaults for programs restored from older pickles.
@@ -159,6 +165,7 @@ class Executable:
         self.temp_size_in_bytes = 0  # NumPy temporaries are not device memory
         self.fingerprint = hashlib.sha256(
             _MAGIC + __version__.encode() + self.artifact + self.compile_options).hexdigest()
+        loaded[self.fingerprint] = self
 
     def _compile(self):
         context = ir.Context()
@@ -265,9 +272,10 @@ class Executable:
         context = context or RunContext()
         try:
             with np.errstate(all="ignore"):  # overflow, NaN, x / 0: the spec defines the results
+                entry = tracing.entry(self.prepared)
                 if self.gather is not None:
-                    return self.gather.run(self.prepared.entry, views, context)
-                return self.prepared.entry(views, context)
+                    return self.gather.run(entry, views, context)
+                return entry(views, context)
         except Exception as e:
             raise self._failure(e) from e
 
