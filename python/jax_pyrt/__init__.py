@@ -30,3 +30,17 @@ def memory_stats(device):
     stats = dict(device.memory_stats())
     stats["live_arrays"] = stats.pop("pool_bytes", 0)  # see Device_MemoryStats in device_api.cc
     return stats
+
+
+# Debugging and extending (docs/debugging.md, docs/extending.md); imported on first use, so that
+# loading the plugin stays cheap.
+_PUBLIC = {"op_profile": "tracing", "check_nans": "tracing", "explain": "explaining",
+           "register_custom_call": "ops.custom_call"}
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'jax_pyrt' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
