@@ -35,16 +35,17 @@ _HANDLERS = {}
 _COSTS = {}
 
 
-def op(*names, cost="flops"):
+def op(*names, cost="flops", replace=False):
     """Registers the decorated handler for the given op names. `cost` is how cost analysis
     (jax_pyrt.analysis) counts the op: "flops" (one per result element), "transcendental"
     (one transcendental per result element), "data" (moves or names data, no arithmetic), or
-    a function (operation, operand types, result types) -> flops."""
+    a function (operation, operand types, result types) -> flops. `replace=True` lets a user's
+    handler take the place of pyrt's for programs compiled from then on (docs/extending.md)."""
 
     def register(handler):
         for name in names:
-            if name in _HANDLERS:
-                raise ValueError(f"two handlers for {name}")
+            if name in _HANDLERS and not replace:
+                raise ValueError(f"two handlers for {name} (replace=True replaces pyrt's)")
             _HANDLERS[name] = handler
             _COSTS[name] = cost
         return handler

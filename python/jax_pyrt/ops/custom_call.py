@@ -23,9 +23,15 @@ The targets registered here are the ones JAX emits for single-device programs on
 platform: sharding annotations and memory placement, all the identity on one device.
 """
 
+import numpy as np
+from jaxlib.mlir import ir
+
+from ..attributes import python_value
+from ..errors import ExecutionError
 from .base import op
 
 _TARGETS = {}
+_USER_TARGETS = set()  # added by register_custom_call
 
 
 def target(*names):
@@ -43,8 +49,8 @@ def target(*names):
 
 
 def targets():
-    """{target name: handler}, for docs and tests."""
-    return dict(sorted(_TARGETS.items()))
+    """{target name: handler} of pyrt's own targets, for docs and tests."""
+    return {name: _TARGETS[name] for name in sorted(_TARGETS) if name not in _USER_TARGETS}
 
 
 @op("stablehlo.custom_call", cost="data")
@@ -56,7 +62,8 @@ def custom_call(op_):
     handler = _TARGETS.get(name)
     if handler is None:
         raise op_.unsupported(f"call target {name!r} (pyrt implements the custom_call targets "
-                              f"{', '.join(sorted(_TARGETS))})")
+                              f"{', '.join(sorted(_TARGETS))}; jax_pyrt.register_custom_call "
+                              "adds one written in Python)")
     return handler(op_)
 
 
@@ -65,7 +72,7 @@ _DOC = custom_call.__doc__
 
 def _document():
     """Lists the registered targets in custom_call's docstring (and so in docs/ops.md)."""
-    custom_call.__doc__ = f"{_DOC} Targets: {', '.join(sorted(_TARGETS))}."
+    custom_call.__doc__ = f"{_DOC} Targets: {', '.join(targets())}."
 
 
 def _types(types):
@@ -124,3 +131,58 @@ def dce_sink(op_):
     if op_.result_types:
         raise op_.unsupported("results (dce_sink has none)")
     return lambda *operands: ()
+
+
+# -- targets users add from Python (jax_pyrt.register_custom_call; docs/extending.md)
+
+def register_custom_call(name, fn):
+    """Makes the Python function `fn` the custom call target `name` on pyrt, so that
+    `jax.ffi.ffi_call(name, result_shape_dtypes, ...)(*args, **attributes)` runs it under jit:
+    it is called as `fn(*operands, **attributes)` with NumPy arrays and the call's attributes
+    (Python ints, floats, bools, strings, NumPy arrays), and returns one array, or a tuple with
+    one per result, of the declared shapes (converted to the declared dtypes). An exception it
+    raises fails the call at the user's line, as a host callback's does. Registering `name`
+    again replaces the earlier function; pyrt's own targets cannot be replaced."""
+    if not callable(fn):
+        raise TypeError(f"register_custom_call: {fn!r} is not callable")
+    if name in _TARGETS and name not in _USER_TARGETS:
+        raise ValueError(f"register_custom_call: {name!r} is one of pyrt's own custom call "
+                         "targets")
+    _USER_TARGETS.add(name)
+    _TARGETS[name] = lambda op_: _python_target(op_, name, fn)
+
+
+def _python_target(op_, name, fn):
+    config = op_.attr("mhlo.backend_config")
+    attributes = {} if config is None else {
+        named.name: _attribute(named.attr) for named in ir.DictAttr(config)}
+    results = op_.result_types
+    describe = f"custom call {name!r} ({getattr(fn, '__qualname__', fn)})"
+    op_.context.synchronous = True  # its errors raise at the user's call, as callbacks' do
+
+    def kernel(*operands):
+        try:
+            out = fn(*operands, **attributes)
+        except Exception as e:
+            raise ExecutionError(f"{describe} raised {type(e).__name__}: {e}") from e
+        outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        if len(outs) != len(results):
+            raise ExecutionError(f"{describe} returned {len(outs)} values for "
+                                 f"{len(results)} results")
+        arrays = []
+        for i, (value, t) in enumerate(zip(outs, results)):
+            value = np.asarray(value)
+            if value.shape != tuple(t.shape):
+                raise ExecutionError(f"{describe}: result {i} has shape {value.shape}, but "
+                                     f"the call declares {tuple(t.shape)}")
+            arrays.append(value.astype(t.dtype, copy=False))
+        return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+    return kernel
+
+
+def _attribute(attr):
+    """An ffi_call attribute as a Python value (dense arrays as NumPy arrays)."""
+    if isinstance(attr, ir.DenseElementsAttr):
+        return np.array(ir.DenseElementsAttr(attr))
+    return python_value(attr)
