@@ -1,6 +1,11 @@
 """Generated docs stay in step with the code they describe."""
 
+import os
 import pathlib
+import re
+import subprocess
+import sys
+import textwrap
 
 from jax_pyrt.ops import registry
 from jax_pyrt.ops.__main__ import coverage_table, dialect_ops, spec_ops, split_doc
@@ -59,3 +64,36 @@ def test_dtypes_note_is_parsed():
     assert dtypes == "all element types; i1 is logical or."
     assert notes == "Spec: add. Integers wrap around. More notes."
     assert split_doc("Spec: abs.") == (None, "Spec: abs.")
+
+
+def python_blocks(doc):
+    return re.findall(r"```python\n(.*?)```", (DOCS / doc).read_text(), re.S)
+
+
+def run_example(code):
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, JAX_PLATFORMS="pyrt"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_the_custom_call_example_runs_as_documented():
+    # docs/extending.md's example, with the values its comments promise.
+    out = run_example(python_blocks("extending.md")[0])
+    assert out.split("\n")[:4] == ["[0.125 1.    8.   ]", "[[0.125 1.    8.   ]",
+                                   " [0.125 1.    8.   ]]", "[0.75 3.   0.  ]"], out
+
+
+def test_the_handler_example_replaces_tanh():
+    out = run_example(python_blocks("extending.md")[1] + textwrap.dedent("""
+        import jax, jax.numpy as jnp, numpy as np
+        x = np.linspace(-3, 3, 7, dtype=np.float32)
+        print(np.array_equal(np.asarray(jax.jit(jnp.tanh)(x)),
+                             np.tanh(x.astype(np.float64)).astype(np.float32)))
+    """))
+    assert out.strip().endswith("True"), out
+
+
+def test_the_explain_example_runs():
+    out = run_example(python_blocks("debugging.md")[0])
+    assert "# stablehlo.dot_general (<string>:3)" in out and "def entry(views, ctx):" in out, out
