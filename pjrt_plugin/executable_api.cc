@@ -224,6 +224,11 @@ PJRT_Error* LoadedExecutable_Execute(PJRT_LoadedExecutable_Execute_Args* args) {
   PYRT_ARGS(args, execute_device);
   PJRT_LoadedExecutable* exe = args->executable;
   PYRT_NOT_NULL(exe);
+  // None of the program's devices is in this process (other processes run it): nothing to do
+  // here, and jaxlib passes no lists.
+  if (exe->devices.empty() && args->execute_device == nullptr && args->num_devices == 0) {
+    return nullptr;
+  }
   // A program without outputs is valid (its effects count); jaxlib then passes no output lists.
   bool has_outputs = !exe->info->program->outputs.empty();
   if (has_outputs) PYRT_NOT_NULL(args->output_lists);
