@@ -35,6 +35,7 @@ from jaxlib.mlir.dialects import sdy
 from .contexts import (function_type, main_function, meshes, nested_operations, new_context,
                        sdy_shardings)
 from .errors import ExecutionError, UnsupportedError
+from .ops.host_callback import TARGET as CALLBACK_TARGET
 
 log = logging.getLogger("jax_pyrt")
 
@@ -337,6 +338,27 @@ def without_shardy_ops(text):
 
 # ------------------------------------------------------------------------------ plans
 
+def _global_callback(module):
+    """Why a program with a host callback outside shard_map runs globally: XLA runs such a
+    callback once, on device 0, with whole arrays (JAX gives it a maximal sharding), as the
+    global path does; per device, it would see each device's shard. '' if there is none."""
+    def outside(operation, manual=False):
+        for region in operation.regions:
+            for block in region.blocks:
+                for inner in block.operations:
+                    inner = inner.operation
+                    if (not manual and inner.name == "stablehlo.custom_call" and
+                            ir.StringAttr(inner.attributes["call_target_name"]).value ==
+                            CALLBACK_TARGET):
+                        return True
+                    if outside(inner, manual or inner.name == "sdy.manual_computation"):
+                        return True
+        return False
+
+    return "a host callback outside shard_map runs once, on whole arrays" if outside(
+        module.operation) else ""
+
+
 class Plan:
     """What a program compiles to: `module` (in `context`) and how it runs on its devices."""
 
@@ -367,6 +389,7 @@ def plan(module, artifact, tokens, partitions, name):
     main = main_function(module)
     try:
         local_text, why, arguments, results = partitioner.partition(program, partitions)
+        why = why or _global_callback(module)
     except PartitionerError as e:  # shardings as JAX gave them: propagation did not run
         why = str(e)
         arguments = sdy_shardings(main, "arg_attrs")
