@@ -36,7 +36,7 @@ def programs():
     """{name: global result as a NumPy array}."""
     import jax
     import jax.numpy as jnp
-    from jax.experimental import multihost_utils
+    from jax.experimental import io_callback, multihost_utils
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
     devices = jax.devices()
@@ -89,6 +89,28 @@ def programs():
     out["host_local_roundtrip"] = whole(multihost_utils.host_local_array_to_global_array(
         back, mesh, P("x")))
     out["training"] = training(mesh, rows, host)
+
+    # A host callback in a sharded jit runs once, on device 0 (process 0), with the whole array.
+    seen = []
+
+    def collect(v):
+        seen.append(np.asarray(v))
+        return v
+
+    jax.block_until_ready(jax.jit(lambda a: io_callback(
+        collect, jax.ShapeDtypeStruct(a.shape, a.dtype), a) * 2)(x))
+    out["io_callback_seen"] = np.stack(seen) if jax.process_index() == 0 else None
+
+    # A program on the last process's devices only: the others have nothing to run.
+    last = [d for d in devices if d.process_index == jax.process_count() - 1]
+    small = Mesh(np.array(last), ("x",))
+    eight = np.arange(8, dtype=np.float32)
+    y = jax.make_array_from_callback((8,), NamedSharding(small, P("x")),
+                                     lambda index: eight[index], dtype=np.float32)
+    total = jax.jit(lambda a: jnp.sum(a * 2), out_shardings=NamedSharding(small, P()))(y)
+    mine = np.asarray(total.addressable_data(0)) if total.addressable_shards else np.float32(0)
+    out["no_local_devices"] = multihost_utils.broadcast_one_to_all(
+        mine, is_source=jax.process_index() == jax.process_count() - 1)
     return out
 
 
