@@ -1,6 +1,7 @@
 """Runs JAX's own test suite on pyrt and on XLA:CPU, side by side, and writes docs/conformance.md.
 
-    python tests/jax_suite.py PATH_TO_JAX_CHECKOUT [FILE ...] [--set default|wider|multi-device]
+    python tests/jax_suite.py PATH_TO_JAX_CHECKOUT [FILE ...]
+                              [--set default|wider|multi-device|multi-process]
                               [-n WORKERS] [--results DIR]
 
 PATH_TO_JAX_CHECKOUT is a checkout of github.com/jax-ml/jax at the tag of the installed jax
@@ -11,8 +12,15 @@ The runner then compares the two per test and writes, per file, passed / failed 
 both, the tests skipped only on pyrt (JAX's platform allow-lists), and every test that fails on
 pyrt but not on CPU, with its reason from KNOWN or GAPS below or marked as unexplained.
 
-The multi-device set runs with 8 devices on both platforms. `--from DIR` (repeatable, one
-per set) renders the document from the JUnit reports of earlier runs kept in DIR.
+The multi-device set runs with 8 devices on both platforms. The multi-process set runs the
+files of JAX's `tests/multiprocess/` with JAX's own launcher instead of pytest
+(`python tests/multiprocess/X_test.py --num_processes=4`, jax/_src/test_multiprocess.py): it
+starts 4 processes that join through `jax.distributed.initialize` on localhost, 2 devices each,
+and each runs the file with absltest. The runner reads every process's per-test lines from the
+launcher's logs (kept in DIR/logs/PLATFORM/FILE/); a test passes only if it passed in every
+process. It writes the same JUnit reports as the pytest sets. pyrt needs MPI there:
+`pip install mpi4py "mpich==4.3.2"`. `--from DIR` (repeatable, one per set) renders the
+document from the JUnit reports of earlier runs kept in DIR.
 Needs JAX's test requirements: `pip install ".[jax-tests]"`.
 """
 
@@ -24,6 +32,7 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -51,8 +60,16 @@ MULTI_DEVICE_SET = [
     "pmap_test.py", "shard_map_test.py", "pjit_test.py", "array_test.py",
     "multi_device_test.py", "memories_test.py",
 ]
+# JAX's multi-process tests (tests/multiprocess/), each launched as 4 processes of 2 devices:
+# Bazel runs them with 4 processes (jax_multiprocess_test), and their meshes need 8 devices.
+MULTI_PROCESS_SET = [
+    f"multiprocess/{name}_test.py" for name in (
+        "all_reduce", "all_gather", "all_to_all", "axis_index", "pjit", "pmap", "array",
+        "device_id", "key_value_store", "host_callback", "wait_barrier", "multihost_utils")
+]
+PROCESSES = 4
 SETS = {"default": (DEFAULT_SET, 1), "wider": (WIDER_SET, 1),
-        "multi-device": (MULTI_DEVICE_SET, 8)}
+        "multi-device": (MULTI_DEVICE_SET, 8), "multi-process": (MULTI_PROCESS_SET, 2)}
 
 PLATFORMS = {"pyrt": "pyrt,cpu", "cpu": "cpu"}
 
@@ -96,6 +113,10 @@ KNOWN = {
     "multi_device_test.py::MultiDeviceTest::test_lax_full_like_efficient":
         "JAX skips it on XLA:CPU (no memory stats there); it sizes an array from "
         "bytes_reservable_limit, which pyrt does not report (device memory is host memory)",
+    "multiprocess/array_test.py::CrossHostTransferTest::*":
+        "JAX skips these on XLA:CPU, which has no cross-host transfers (device_put from one "
+        "process's devices to another's) either: test_cross_host_transfer_cpu_error expects "
+        "XLA:CPU's ValueError, which pyrt raises too",
 }
 
 # Tests that fail on pyrt because pyrt does not do something yet (a gap, never a wrong value):
@@ -105,11 +126,13 @@ GAPS = {}
 
 def test_files(checkout, patterns):
     files = []
+    tests = os.path.join(checkout, "tests")
     for pattern in patterns:
-        matches = sorted(glob.glob(os.path.join(checkout, "tests", pattern)))
+        matches = sorted(glob.glob(os.path.join(tests, pattern)))
         if not matches:
             sys.exit(f"jax_suite: no test file matches {pattern!r} under {checkout}/tests")
-        files += [os.path.basename(m) for m in matches if os.path.basename(m) not in files]
+        files += [os.path.relpath(m, tests) for m in matches
+                  if os.path.relpath(m, tests) not in files]
     return files
 
 
@@ -134,7 +157,8 @@ def read_report(report):
         # of a decorator (jax/_src/test_util.py) instead.
         module, _, cls = case.get("classname", "").rpartition(".")
         path = module.replace(".", "/") + ".py" if module else case.get("file", "")
-        test_id = f"{os.path.basename(path)}::{cls}::{case.get('name')}"
+        path = path[len("tests/"):] if path.startswith("tests/") else os.path.basename(path)
+        test_id = f"{path}::{cls}::{case.get('name')}"
         outcome, message = "passed", ""
         for child in case:
             if child.tag in ("failure", "error"):
@@ -146,6 +170,114 @@ def read_report(report):
             continue  # a teardown error after a pass still counts as a failure
         results[test_id] = (outcome, message)
     return results
+
+
+def run_launcher(checkout, file, platform, devices, logs, limit, heartbeat):
+    """Runs one multi-process test file with JAX's launcher, its logs in `logs`; returns
+    ({test id: (outcome, message)}, seconds)."""
+    os.makedirs(logs, exist_ok=True)
+    env = dict(os.environ, JAX_PLATFORMS=PLATFORMS[platform], PYRT_DEVICE_COUNT=str(devices),
+               JAX_NUM_CPU_DEVICES=str(devices), TEST_UNDECLARED_OUTPUTS_DIR=logs,
+               PYTHONWARNINGS="error",  # as Bazel runs JAX's tests (jax_multiplatform_test)
+               UCX_NET_DEVICES="lo")  # MPICH's UCX between the processes: loopback only
+    # The launcher starts its workers with /proc/self/exe, the interpreter outside this venv,
+    # so mpi4py does not look for MPICH's wheel (libmpi.so.12) in the venv's lib/.
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (os.path.join(sys.prefix, "lib"), env.get("LD_LIBRARY_PATH")) if p)
+    command = ["timeout", "-k", "30", str(limit), sys.executable, f"tests/{file}",
+               f"--num_processes={PROCESSES}", f"--heartbeat_timeout={heartbeat}"]
+    start = time.time()
+    with open(os.path.join(logs, "launcher.log"), "w") as out:
+        # A session of its own, so that whatever the launcher left running can be ended.
+        launcher = subprocess.Popen(command, cwd=checkout, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        returncode = launcher.wait()
+    try:
+        os.killpg(launcher.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    seconds = time.time() - start
+    note = f"timed out after {limit} s" if returncode == 124 else None
+    return read_worker_logs(logs, file, note), seconds
+
+
+_STATUS = re.compile(r"^\[\s*(RUN|OK|FAILED|SKIPPED)\s*\] (\w+)\.(\w+)(.*)$")
+_BLOCK = re.compile(r"^={70}\n(?:ERROR|FAIL): (\w+)(.*?)\n-{70}\n(.*?)(?=^={70}$|^-{70}$|\Z)",
+                    re.MULTILINE | re.DOTALL)  # header, maybe a description line, traceback
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Failure)\b")
+
+
+def _worker_results(stderr):
+    """{Class::test: (outcome, message)} from one process's absltest output."""
+    results = {}
+    for line in stderr.splitlines():
+        match = _STATUS.match(line)
+        if not match:
+            continue
+        status, cls, name, rest = match.groups()
+        test = f"{cls}::{name}"
+        if status == "RUN":
+            results[test] = ("failed", "started but reported no result (crashed, timed out, "
+                                       "or a subtest failed)")
+        elif status == "OK":
+            results[test] = ("passed", "")
+        elif status == "SKIPPED":
+            results[test] = ("skipped", rest.split(" - ", 1)[1] if " - " in rest else "")
+        else:
+            results[test] = ("failed", "")
+    for method, header, body in _BLOCK.findall(stderr):
+        cls = re.search(r"__main__\.(\w+)", header)
+        test = f"{cls.group(1) if cls else '?'}::{method}"
+        lines = body.rstrip().splitlines()
+        at = max((i for i, l in enumerate(lines) if _EXCEPTION.match(l)), default=len(lines) - 1)
+        end = next((i for i in range(at + 1, len(lines)) if lines[i].startswith("-----")),
+                   len(lines))  # JAX's note on the frames it filtered out
+        if test in results and results[test][0] == "failed":
+            results[test] = ("failed", results[test][1] or "\n".join(lines[at:end]))
+    return results
+
+
+def read_worker_logs(logs, file, note=None):
+    """Merges the processes' results: a test passes only if it passed in every process; it
+    fails if it failed in one or did not finish in one."""
+    per_process, unfinished = [], []
+    for i in range(PROCESSES):
+        path = os.path.join(logs, f"jax_{i}_stderr.log")
+        stderr = open(path, errors="replace").read() if os.path.exists(path) else ""
+        per_process.append(_worker_results(stderr))
+        if not re.search(r"^Ran \d+ tests? in ", stderr, re.MULTILINE):
+            unfinished.append(i)
+    results = {}
+    for test in sorted(set().union(*per_process)):
+        outcomes = [(i, r.get(test, ("failed", "never started (the process ended before)")))
+                    for i, r in enumerate(per_process)]
+        failed = [(i, m) for i, (o, m) in outcomes if o == "failed"]
+        if failed:
+            results[test] = ("failed", "; ".join(f"process {i}: {m}" for i, m in failed[:1]))
+        elif any(o == "skipped" for _, (o, _) in outcomes):
+            results[test] = ("skipped", next(m for _, (o, m) in outcomes if o == "skipped"))
+        else:
+            results[test] = ("passed", "")
+    if unfinished:  # one row for the file, so that a crash or a timeout shows in the table
+        results["<launch>::all_processes_finished"] = (
+            "failed", note or f"process(es) {unfinished} ended without absltest's summary "
+                              "(crashed or killed); see their logs")
+    return {f"{file}::{test}": outcome for test, outcome in results.items()}
+
+
+def write_report(results, report):
+    """Writes {test id: (outcome, message)} as a JUnit report that read_report reads back."""
+    suite = ElementTree.Element("testsuite", name="jax_suite")
+    for test_id, (outcome, message) in sorted(results.items()):
+        path, cls, name = test_id.split("::")
+        case = ElementTree.SubElement(
+            suite, "testcase", name=name,
+            classname="tests." + path[:-len(".py")].replace("/", ".") + "." + cls)
+        if outcome != "passed":
+            child = ElementTree.SubElement(case, "failure" if outcome == "failed" else "skipped",
+                                           message=_short(message, 2000))
+            child.text = message
+    ElementTree.ElementTree(suite).write(report, encoding="unicode")
 
 
 def known_reason(test_id):
@@ -226,8 +358,30 @@ def render_failures(summary):
     return lines, unexplained
 
 
+# What the document says about a set besides its table.
+NOTES = {
+    "multi-process": [
+        "Each file of JAX's `tests/multiprocess/` ran with JAX's own launcher",
+        f"(`python tests/multiprocess/X_test.py --num_processes={PROCESSES}`,",
+        "jax/_src/test_multiprocess.py), not pytest: it starts the processes, which join through",
+        "`jax.distributed.initialize` on localhost, and each runs the file with absltest. A test",
+        "passes only if it passed in every process. pyrt's processes run their collectives over",
+        "MPI (MPICH 4.3 through mpi4py); XLA:CPU's over Gloo. Both ran with `PYTHONWARNINGS=error`",
+        "(as Bazel runs them) and a heartbeat timeout of 30 s (`--heartbeat-timeout`) instead of",
+        "the launcher's 5 s, which takes a process starved of CPU for dead on 2 cores.",
+        "`<launch>::all_processes_finished` fails when a process crashed or the file timed out.",
+    ],
+}
+
+
+def _scope(run):
+    """'8 devices', or '4 processes of 2 devices' for a multi-process run."""
+    devices = f"{run['devices']} device{'s' if run['devices'] > 1 else ''}"
+    return f"{run['processes']} processes of {devices}" if run.get("processes") else devices
+
+
 def render(sections, jax_tag, date):
-    """sections: [(set name, device count, summary, durations)] -> (markdown, unexplained)."""
+    """sections: [(set name, run.json, summary, durations)] -> (markdown, unexplained)."""
     lines = [
         "# Conformance: JAX's own test suite on pyrt",
         "",
@@ -242,9 +396,10 @@ def render(sections, jax_tag, date):
     ]
     unexplained = 0
     skips = collections.Counter()
-    for name, devices, summary, durations in sections:
-        lines += ["", f"## The {name} set ({devices} device{'s' if devices > 1 else ''})", "",
-                  "Wall time: " + ", ".join(f"{p} {d / 60:.1f} min"
+    for name, run, summary, durations in sections:
+        lines += ["", f"## The {name} set ({_scope(run)})", ""]
+        lines += NOTES.get(name, []) + ([""] if name in NOTES else [])
+        lines += ["Wall time: " + ", ".join(f"{p} {d / 60:.1f} min"
                                             for p, d in durations.items()) + ".", ""]
         lines += render_table(summary)
         failures, count = render_failures(summary)
@@ -266,14 +421,29 @@ def run_set(args):
     files = test_files(args.checkout, args.files or names)
     os.makedirs(args.results, exist_ok=True)
     durations = {}
+    run = {"set": args.set, "devices": devices, "durations": durations}
     for platform in args.platforms.split(","):
         report = os.path.join(args.results, f"{platform}.xml")
-        durations[platform] = run_pytest(args.checkout, files, platform, args.workers,
-                                         devices, report)
+        if args.set != "multi-process":
+            durations[platform] = run_pytest(args.checkout, files, platform, args.workers,
+                                             devices, report)
+        else:  # JAX's launcher, one file at a time
+            run["processes"] = PROCESSES
+            results, durations[platform] = {}, 0.0
+            for file in files:
+                logs = os.path.join(args.results, "logs", platform, file[:-len(".py")])
+                found, seconds = run_launcher(args.checkout, file, platform, devices, logs,
+                                              args.timeout, args.heartbeat_timeout)
+                results.update(found)
+                durations[platform] += seconds
+                counts = collections.Counter(outcome for outcome, _ in found.values())
+                print(f"jax_suite: {platform} {file}: {dict(counts)} in {seconds:.0f} s",
+                      flush=True)
+            write_report(results, report)
         print(f"jax_suite: {platform} ran {len(files)} files in "
               f"{durations[platform] / 60:.1f} min", flush=True)
     with open(os.path.join(args.results, "run.json"), "w") as f:
-        json.dump({"set": args.set, "devices": devices, "durations": durations}, f)
+        json.dump(run, f)
     return args.results
 
 
@@ -284,6 +454,11 @@ def main():
     parser.add_argument("--set", choices=sorted(SETS), default="default")
     parser.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers")
     parser.add_argument("--platforms", default="pyrt,cpu", help="which runs to make")
+    parser.add_argument("--timeout", type=int, default=1200,
+                        help="multi-process set: seconds a file may run on one platform")
+    parser.add_argument("--heartbeat-timeout", type=int, default=30,
+                        help="multi-process set: jax.distributed's heartbeat timeout (the "
+                             "launcher's 5 s takes a process starved of CPU for dead)")
     parser.add_argument("--results", default="jax_suite_results", help="keep reports here")
     parser.add_argument("--from", dest="previous", action="append",
                         help="only render the reports kept in DIR (repeat for several sets)")
@@ -296,7 +471,7 @@ def main():
         with open(os.path.join(directory, "run.json")) as f:
             run = json.load(f)
         results = {p: read_report(os.path.join(directory, f"{p}.xml")) for p in PLATFORMS}
-        sections.append((run["set"], run["devices"], summarize(results), run["durations"]))
+        sections.append((run["set"], run, summarize(results), run["durations"]))
     markdown, unexplained = render(sections, args.tag, datetime.date.today().isoformat())
     if args.write:
         with open(args.write, "w") as f:
