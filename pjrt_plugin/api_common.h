@@ -149,6 +149,9 @@ PJRT_Error* Layouts_Executable_ParameterLayouts(PJRT_Layouts_Executable_Layouts_
 PJRT_Error* Shardings_ParameterShardings(PJRT_Shardings_Executable_Shardings_Args* args);
 PJRT_Error* Shardings_OutputShardings(PJRT_Shardings_Executable_Shardings_Args* args);
 
+// The Profiler extension (profiler_api.cc), chained before `next`.
+PJRT_Extension_Base* ProfilerExtension(PJRT_Extension_Base* next);
+
 // ---------------------------------------------------------------- no exception crosses the ABI
 
 template <typename F>

@@ -1,6 +1,7 @@
 // The PJRT_Api table: GetPjrtApi returns it with all 138 slots filled from api_slots.inc, and the
-// Shardings and Layouts extensions chained from extension_start. An IMPL slot holds its entry
-// point (declared in api_common.h) behind Safe; a STUB answers UNIMPLEMENTED with its own name.
+// Profiler, Shardings and Layouts extensions chained from extension_start. An IMPL slot holds its
+// entry point (declared in api_common.h) behind Safe; a STUB answers UNIMPLEMENTED with its own
+// name.
 #include <cstring>
 #include <string>
 
@@ -58,7 +59,7 @@ PJRT_Api MakeApi() {
       &Safe<&Shardings_OutputShardings>};
   PJRT_Api api{};
   api.struct_size = sizeof(PJRT_Api);
-  api.extension_start = &shardings.base;
+  api.extension_start = ProfilerExtension(&shardings.base);
   api.pjrt_api_version.struct_size = sizeof(PJRT_Api_Version);
   api.pjrt_api_version.major_version = PYRT_PJRT_API_MAJOR;
   api.pjrt_api_version.minor_version = PYRT_PJRT_API_MINOR;

@@ -905,8 +905,77 @@ typedef struct {
 
 // ------------------------------------------------------------------ extensions
 
+#define PJRT_Extension_Type_Profiler 1
 #define PJRT_Extension_Type_Layouts 4
 #define PJRT_Extension_Type_Shardings 19
+
+// The Profiler extension (pjrt_plugin/profiler_api.cc): jaxlib registers the plugin's profiler
+// when it loads the plugin and drives it from jax.profiler. At jaxlib 0.10.2 the API is ten
+// words (jaxlib refuses any other struct_size, then crashes), collect_data is called once,
+// with a NULL buffer, and reads the plugin's buffer back, and jaxlib leaves the struct_size of
+// the five calls' args unset (never read it). jaxlib also puts this struct, with a NULL
+// profiler_api, on the extension_start of Compile and Execute args; pyrt ignores it there.
+typedef struct PLUGIN_Profiler PLUGIN_Profiler;
+typedef struct PLUGIN_Profiler_Error PLUGIN_Profiler_Error;
+
+typedef struct {
+  size_t struct_size;
+  void* priv;
+  PLUGIN_Profiler_Error* error;
+} PLUGIN_Profiler_Error_Destroy_Args;
+
+typedef struct {
+  size_t struct_size;
+  void* priv;
+  const PLUGIN_Profiler_Error* error;
+  const char* message;  // out, lives as long as error
+  size_t message_size;  // out
+} PLUGIN_Profiler_Error_Message_Args;
+
+typedef struct {
+  size_t struct_size;
+  void* priv;
+  const PLUGIN_Profiler_Error* error;
+  int code;  // out
+} PLUGIN_Profiler_Error_GetCode_Args;
+
+typedef struct {
+  size_t struct_size;
+  const char* options;  // a serialized tensorflow.ProfileOptions
+  size_t options_size;
+  PLUGIN_Profiler* profiler;  // out
+} PLUGIN_Profiler_Create_Args;
+
+typedef struct {
+  size_t struct_size;
+  PLUGIN_Profiler* profiler;
+} PLUGIN_Profiler_Args;  // destroy, start, stop
+
+typedef struct {
+  size_t struct_size;
+  PLUGIN_Profiler* profiler;
+  uint8_t* buffer;              // in: NULL or room to copy into; out: the plugin's buffer
+  size_t buffer_size_in_bytes;  // out: the serialized XSpace's size
+} PLUGIN_Profiler_CollectData_Args;
+
+typedef struct {
+  size_t struct_size;
+  void* priv;
+  void (*error_destroy)(PLUGIN_Profiler_Error_Destroy_Args* args);
+  void (*error_message)(PLUGIN_Profiler_Error_Message_Args* args);
+  PLUGIN_Profiler_Error* (*error_get_code)(PLUGIN_Profiler_Error_GetCode_Args* args);
+  PLUGIN_Profiler_Error* (*create)(PLUGIN_Profiler_Create_Args* args);
+  PLUGIN_Profiler_Error* (*destroy)(PLUGIN_Profiler_Args* args);
+  PLUGIN_Profiler_Error* (*start)(PLUGIN_Profiler_Args* args);
+  PLUGIN_Profiler_Error* (*stop)(PLUGIN_Profiler_Args* args);
+  PLUGIN_Profiler_Error* (*collect_data)(PLUGIN_Profiler_CollectData_Args* args);
+} PLUGIN_Profiler_Api;
+
+typedef struct {
+  PJRT_Extension_Base base;
+  PLUGIN_Profiler_Api* profiler_api;
+  int64_t traceme_context_id;  // 0 in the PJRT_Api's chain
+} PJRT_Profiler_Extension;
 
 // The Layouts extension. A layout crosses the ABI in XLA's text form ("{1,0}": minor-to-major
 // dimensions), which jaxlib parses. Without the extension jaxlib derives executables' layouts
@@ -1004,6 +1073,10 @@ static_assert(sizeof(PJRT_Layouts_Executable_Layouts_Args) == 40, "Layouts execu
 static_assert(sizeof(PJRT_Layouts_Extension) == 80, "Layouts extension: 7 methods at 0.112");
 static_assert(sizeof(PJRT_Shardings_Executable_Shardings_Args) == 48, "Shardings args layout");
 static_assert(sizeof(PJRT_Shardings_Extension) == 40, "Shardings extension layout");
+static_assert(sizeof(PLUGIN_Profiler_Api) == 80, "jaxlib 0.10.2 accepts only the 80-byte API");
+static_assert(sizeof(PJRT_Profiler_Extension) == 40, "Profiler extension layout");
+static_assert(offsetof(PLUGIN_Profiler_CollectData_Args, buffer_size_in_bytes) == 24,
+              "CollectData args layout");
 static_assert(sizeof(PJRT_Device_MemoryStats_Args) == 0xb8 + 0x8, "MemoryStats args layout");
 
 #endif  // PYRT_PJRT_PLUGIN_PJRT_ABI_H_

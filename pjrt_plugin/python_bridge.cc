@@ -576,6 +576,24 @@ Status JoinProcesses(int process_index, int num_processes, int local_devices,
   return Status::Ok();
 }
 
+namespace {
+// Calls jax_pyrt._bridge.<function>() and reads its bytes result into `out`, if given.
+Status CallWithoutArguments(const char* function, std::string* out) {
+  PythonCall call;
+  if (!call.status().ok()) return call.status();
+  Ref args(PyTuple_New(0));
+  Status status = args ? Status::Ok() : FetchError(function);
+  Ref result = args ? CallBridge(function, args.get(), &status) : Ref();
+  if (!result) return status;
+  if (out != nullptr && !ReadString(result.get(), out)) return FetchError(function);
+  return Status::Ok();
+}
+}  // namespace
+
+Status TraceStart() { return CallWithoutArguments("trace_start", nullptr); }
+Status TraceStop() { return CallWithoutArguments("trace_stop", nullptr); }
+Status TraceCollect(std::string* xspace) { return CallWithoutArguments("trace_collect", xspace); }
+
 Status ProcessFailed(int process_index, const std::string& why) {
   PythonCall call;
   if (!call.status().ok()) return call.status();

@@ -88,6 +88,12 @@ Status JoinProcesses(int process_index, int num_processes, int local_devices,
 // (jax_pyrt._bridge.process_failed): collectives waiting for it fail at once.
 Status ProcessFailed(int process_index, const std::string& why);
 
+// A profiler trace (jax.profiler, through pjrt_plugin/profiler_api.cc): start and stop
+// recording programs and ops (jax_pyrt.tracing), and collect them as a serialized XSpace.
+Status TraceStart();
+Status TraceStop();
+Status TraceCollect(std::string* xspace);
+
 Status Compile(const std::string& code, const std::string& format, const std::string& options,
                std::shared_ptr<Program>* program);
 Status Deserialize(const std::string& serialized, const std::string& override_options,

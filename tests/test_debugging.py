@@ -194,3 +194,37 @@ def test_a_replaced_op_handler_runs(pyrt_device, cpu_device):
         assert calls == ["stablehlo.cbrt"]
     finally:
         base.op("stablehlo.cbrt", replace=True)(pyrts)
+
+
+def test_profiler_trace_holds_pyrt_device_planes_with_the_ops(pyrt_device, tmp_path):
+    args = mlp_args(pyrt_device)
+    f = jax.jit(mlp)
+    f(*args).block_until_ready()
+    with jax.profiler.trace(str(tmp_path)):
+        for _ in range(2):
+            f(*args).block_until_ready()
+    (path,) = tmp_path.glob("plugins/profile/*/*.xplane.pb")
+    plane = jax.profiler.ProfileData.from_file(str(path)).find_plane_with_name(
+        f"/device:CUSTOM:{pyrt_device.id}")
+    assert plane is not None
+    lines = {line.name: list(line.events) for line in plane.lines}
+    assert [e.name for e in lines["XLA Modules"]] == ["jit_mlp"] * 2
+    # The ops: the program's kernel calls, twice each (as op_profile counts them), each inside
+    # its program's run, with the user's line.
+    with jax_pyrt.op_profile() as profile:
+        for _ in range(2):
+            f(*args).block_until_ready()
+    counted = {}
+    for event in lines["XLA Ops"]:
+        counted[event.name] = counted.get(event.name, 0) + 1
+    expected = {}
+    for op, _, calls, _, _ in profile.rows():
+        expected[op] = expected.get(op, 0) + calls
+    assert counted == expected
+    runs = [(e.start_ns, e.end_ns) for e in lines["XLA Modules"]]
+    for event in lines["XLA Ops"]:
+        assert any(start <= event.start_ns <= event.end_ns <= end for start, end in runs)
+        stats = dict(event.stats)
+        assert stats["source"].startswith("test_debugging.py:"), stats
+    # No trace, nothing recorded: pyrt watches nothing outside a trace.
+    assert not jax_pyrt.tracing._observers

@@ -1,5 +1,5 @@
 """The one Python module the C++ layer calls (pjrt_plugin/python_bridge.cc): join the other
-processes of a job, compile, deserialize, serialize and run. Compile and deserialize return a `Compiled` record, which the
+processes of a job, compile, deserialize, serialize and run, and profiler traces. Compile and deserialize return a `Compiled` record, which the
 C++ layer reads once, field by field from one table, so that metadata queries never need the
 GIL; `handle` in it is what serialize() and run() take back.
 """
@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import threading
 
-from . import processes
+from . import processes, tracing
 from .communicator import runs as communicators
 from .errors import InternalError, PyrtError, UnsupportedError
 from .executable import Executable
@@ -79,6 +79,21 @@ def process_failed(index, why):
     failed."""
     if processes.job is not None:
         processes.job.transport.process_failed(index, why)
+
+
+def trace_start():
+    """PLUGIN_Profiler start (jax.profiler): record programs and ops (tracing.py)."""
+    tracing.start_trace()
+
+
+def trace_stop():
+    """PLUGIN_Profiler stop."""
+    tracing.stop_trace()
+
+
+def trace_collect():
+    """PLUGIN_Profiler collect_data: the recorded events as a serialized XSpace."""
+    return tracing.collect_trace()
 
 
 def compile(code, fmt, options):

@@ -272,7 +272,7 @@ class Executable:
         context = context or RunContext()
         try:
             with np.errstate(all="ignore"):  # overflow, NaN, x / 0: the spec defines the results
-                entry = tracing.entry(self.prepared)
+                entry = tracing.entry(self.prepared, self.name)
                 if self.gather is not None:
                     return self.gather.run(entry, views, context)
                 return entry(views, context)

@@ -1,8 +1,11 @@
-"""Just enough of the protobuf wire format to read the two xla protos pyrt inspects.
+"""Just enough of the protobuf wire format to read the two xla protos pyrt inspects, and to
+write the one it produces (the XSpace of a profiler trace, xspace.py).
 
 jaxlib parses CompileOptionsProto for us, but its parser silently returns defaults on malformed
 bytes, and DeviceAssignment exposes no accessor for its device ids; hence this reader.
 """
+
+import struct
 
 
 def varint(data, i):
@@ -67,3 +70,31 @@ def device_assignment_ids(proto):
                 ids.extend([v] if wire == 0 else packed_varints(v))
             columns.append(ids)
     return [columns[p][r] for r in range(replicas) for p in range(computations)]
+
+
+# -- writing
+
+def _varint_bytes(value):
+    value &= (1 << 64) - 1  # negative int64s are ten-byte varints
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def int_field(number, value):
+    """A varint field (int64, uint64, bool, enum)."""
+    return _varint_bytes(number << 3) + _varint_bytes(value)
+
+
+def double_field(number, value):
+    return _varint_bytes(number << 3 | 1) + struct.pack("<d", value)
+
+
+def bytes_field(number, value):
+    """A length-delimited field: bytes, a string (UTF-8) or an encoded message."""
+    if isinstance(value, str):
+        value = value.encode()
+    return _varint_bytes(number << 3 | 2) + _varint_bytes(len(value)) + value

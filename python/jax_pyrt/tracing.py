@@ -1,5 +1,6 @@
 """Watching programs run, op by op: per-op timing (`op_profile`), the first op that makes a NaN
-or Inf (`check_nans`, PYRT_CHECK_NANS=1), and the events a profiler trace collects.
+or Inf (`check_nans`, PYRT_CHECK_NANS=1), and the events of a profiler trace (`start_trace`:
+jax.profiler reaches it through the PJRT profiler extension, pjrt_plugin/profiler_api.cc).
 
 A compiled program's source calls its kernels by global names (k7, g10, ...). While some
 observer is active, a program runs a second copy of its source, executed over a namespace whose
@@ -16,24 +17,27 @@ import time
 
 import numpy as np
 
+from . import xspace
 from .errors import ExecutionError
 
 _lock = threading.Lock()
 _observers = ()  # the active observers; replaced, never mutated, so runs read it without a lock
 _KERNEL_CALL = re.compile(r"= ([kg]\d+)\(")
+_running = threading.local()  # .device: the device this thread runs a watched program for
 
 
-def entry(prepared):
-    """The entry `prepared` runs now: its plain one, or its watched copy while observed."""
+def entry(prepared, name=""):
+    """The entry `prepared` (program `name`) runs now: its plain one, or its watched copy while
+    observed."""
     if not _observers:
         return prepared.entry
     watched = getattr(prepared, "_watched_entry", None)
     if watched is None:
-        watched = prepared._watched_entry = _watch(prepared)
+        watched = prepared._watched_entry = _watch(prepared, name)
     return watched
 
 
-def _watch(prepared):
+def _watch(prepared, name):
     """`prepared`'s entry, run over wrapped kernels."""
     plain = prepared.entry.__globals__
     namespace = dict(plain)
@@ -41,22 +45,21 @@ def _watch(prepared):
     for line, (op, where) in prepared.origins.items():
         match = _KERNEL_CALL.search(lines[line - 1])
         if match:
-            name = match.group(1)
-            namespace[name] = _Watched(plain[name], op, where, prepared.filename, line)
+            kernel = match.group(1)
+            namespace[kernel] = _Watched(plain[kernel], op, where, prepared.filename, line)
     exec(compile(prepared.source, prepared.filename, "exec"), namespace)
-    return _entered(namespace["entry"], prepared)
+    run = namespace["entry"]
 
-
-def _entered(run, prepared):
     def watched_entry(views, ctx):
         observers = _observers
+        _running.device = ctx.device
         start = time.perf_counter_ns()
         try:
             return run(views, ctx)
         finally:
             end = time.perf_counter_ns()
             for observer in observers:
-                observer.program(prepared, ctx, start, end)
+                observer.program(name, ctx.device, start, end)
     return watched_entry
 
 
@@ -79,17 +82,26 @@ class _Watched:
         return out
 
 
-@contextlib.contextmanager
-def observing(observer):
-    """Makes `observer` see every program run and op until the block ends."""
+def _add(observer):
     global _observers
     with _lock:
         _observers = _observers + (observer,)
+
+
+def _remove(observer):
+    global _observers
+    with _lock:
+        _observers = tuple(o for o in _observers if o is not observer)
+
+
+@contextlib.contextmanager
+def observing(observer):
+    """Makes `observer` see every program run and op until the block ends."""
+    _add(observer)
     try:
         yield observer
     finally:
-        with _lock:
-            _observers = tuple(o for o in _observers if o is not observer)
+        _remove(observer)
 
 
 def _arrays(value):
@@ -107,7 +119,7 @@ class Observer:
     """Sees each run of a program (`program`) and each op it runs (`op`); both may be called
     from several device threads at once."""
 
-    def program(self, prepared, ctx, start_ns, end_ns):
+    def program(self, name, device, start_ns, end_ns):
         pass
 
     def op(self, kernel, args, out, start_ns, end_ns):
@@ -168,6 +180,69 @@ def _inexact(array):
     """Floating or complex, ml_dtypes' floats included (their kind is 'V')."""
     kind = array.dtype.kind
     return kind in "fc" or (kind == "V" and array.dtype.name.startswith(("bfloat", "float")))
+
+
+class Trace(Observer):
+    """The program runs and ops of a profiler trace, per device."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.events = []  # (device, line, name, start ns, end ns, stats)
+        self._epoch = time.time_ns() - time.perf_counter_ns()  # the trace wants wall-clock ns
+
+    def program(self, name, device, start_ns, end_ns):
+        with self._lock:
+            self.events.append((device, "XLA Modules", name or "program",
+                                start_ns + self._epoch, end_ns + self._epoch, {}))
+
+    def op(self, kernel, args, out, start_ns, end_ns):
+        stats = {"source": kernel.where, "program line": kernel.line,
+                 "bytes": sum(a.nbytes for a in _arrays(out))}
+        with self._lock:
+            self.events.append((getattr(_running, "device", 0), "XLA Ops", kernel.op,
+                                start_ns + self._epoch, end_ns + self._epoch, stats))
+
+    def xspace(self):
+        """The events as a serialized XSpace: a plane per device, named /device:CUSTOM:<id>
+        (the device planes trace viewers show are GPU, TPU and CUSTOM ones), with the lines
+        "XLA Modules" and "XLA Ops"."""
+        planes = {}
+        with self._lock:
+            events = list(self.events)
+        for device, line, name, start, end, stats in events:
+            if device not in planes:
+                planes[device] = xspace.Plane(len(planes) + 1, f"/device:CUSTOM:{device}")
+                planes[device].line("XLA Modules")  # first row
+            planes[device].line(line).append((name, start, end, stats))
+        return xspace.encode(planes[d] for d in sorted(planes))
+
+
+_trace = None  # the profiler trace under way
+
+
+def start_trace():
+    """PLUGIN_Profiler start (jax.profiler.start_trace): records every program and op from now."""
+    global _trace
+    if _trace is None:
+        _trace = Trace()
+        _add(_trace)
+
+
+def stop_trace():
+    """PLUGIN_Profiler stop: records no more (the events stay for collect_trace)."""
+    if _trace is not None:
+        _remove(_trace)
+
+
+def collect_trace():
+    """PLUGIN_Profiler collect_data: the events recorded since start_trace, as a serialized
+    XSpace; the trace ends."""
+    global _trace
+    trace, _trace = _trace, None
+    if trace is None:
+        return b""
+    _remove(trace)
+    return trace.xspace()
 
 
 @contextlib.contextmanager
