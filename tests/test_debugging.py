@@ -72,15 +72,20 @@ def in_cond(x):
     return jax.lax.cond(x[0] > 0, lambda v: jnp.arcsin(v * 3.0), lambda v: v, x)
 
 
-@pytest.mark.parametrize("fn,text,op", [
-    (straight, "jnp.log", "stablehlo.log"),
-    (in_scan, "jnp.sqrt", "stablehlo.sqrt"),
-    (in_cond, "jnp.arcsin", "chlo.asin|stablehlo"),
+@pytest.mark.parametrize("fn,text,op,jax_blames", [
+    (straight, "jnp.log", "stablehlo.log", "log"),
+    (in_scan, "jnp.sqrt", "stablehlo.sqrt", "scan"),
+    (in_cond, "jnp.arcsin", "chlo.asin|stablehlo", "cond"),
 ], ids=["straight", "scan", "cond"])
-def test_nan_check_names_the_op_and_line(pyrt_device, cpu_device, fn, text, op):
+def test_nan_check_names_the_op_and_line(pyrt_device, cpu_device, fn, text, op, jax_blames):
     x = np.array([6.0, 1.0, 0.5], np.float32)
-    # The oracle: XLA:CPU computes a NaN or Inf from these finite inputs.
+    # The oracle: XLA:CPU computes a NaN or Inf from these finite inputs. JAX's own
+    # jax_debug_nans / jax_debug_infs, which re-run the function primitive by primitive, blame
+    # the same op in straight code, but only the whole scan or cond around one.
     assert not np.isfinite(run_on(cpu_device, fn, x)).all()
+    with jax.debug_nans(True), jax.debug_infs(True):
+        with pytest.raises(FloatingPointError, match=f"encountered in {jax_blames}"):
+            run_on(cpu_device, fn, x)
     with jax_pyrt.check_nans():
         with pytest.raises(Exception) as failure:
             run_on(pyrt_device, fn, x)
