@@ -95,5 +95,6 @@ def test_the_handler_example_replaces_tanh():
 
 
 def test_the_explain_example_runs():
-    out = run_example(python_blocks("debugging.md")[0])
+    (example,) = [b for b in python_blocks("debugging.md") if "jax_pyrt.explain(" in b]
+    out = run_example(example)
     assert "# stablehlo.dot_general (<string>:3)" in out and "def entry(views, ctx):" in out, out
