@@ -190,7 +190,7 @@ class Transport:
                                      "the time allowed (PYRT_PROCESS_TIMEOUT); it may have died "
                                      "or be stuck")
             time.sleep(pause)
-            pause = min(pause * 2, 1e-3)
+            pause = min(pause * 2, _BUSY_PAUSE)
 
     def _receive(self):
         MPI = self._MPI
