@@ -3,15 +3,18 @@ how this process reaches the others.
 
 `jax.distributed.initialize()` makes jaxlib create pyrt's client with this process's index, the
 number of processes and jax.distributed's key-value store. Then `join` publishes how many devices
-this process has, reads every other process's count, numbers all devices of the job (process 0's
-first, then process 1's, ...) and connects the MPI communicator that collectives cross processes
-through (jax_pyrt.mpi). jaxlib trusts this topology: jax.devices() lists every device of the job,
+this process has (and on which machine), reads every other process's, numbers all devices of the
+job (process 0's first, then process 1's, ...), splits the machine's cores between the job's
+processes on it (threads.share_cores), and connects the MPI communicator that collectives cross
+processes through (jax_pyrt.mpi). jaxlib trusts this topology: jax.devices() lists every device of the job,
 jax.local_devices() this process's.
 """
 
 import json
 import os
+import socket
 
+from . import threads
 from .errors import ProcessError
 
 _DEFAULT_TIMEOUT = 30.0
@@ -48,15 +51,20 @@ def join(index, count, local_devices, kv_get, kv_put):
     from . import mpi  # only multi-process runs need MPI
 
     wait_ms = int(timeout() * 1000)
-    kv_put(f"pyrt/devices/{index}", json.dumps({"devices": local_devices}).encode())
-    counts = []
+    host = socket.gethostname()
+    kv_put(f"pyrt/devices/{index}",
+           json.dumps({"devices": local_devices, "host": host}).encode())
+    counts, hosts = [], []
     for process in range(count):
         try:
-            counts.append(json.loads(kv_get(f"pyrt/devices/{process}", wait_ms))["devices"])
+            entry = json.loads(kv_get(f"pyrt/devices/{process}", wait_ms))
+            counts.append(entry["devices"])
+            hosts.append(entry["host"])
         except TimeoutError:
             raise ProcessError(
                 f"pyrt: process {process} of {count} did not publish its devices within "
                 f"{timeout():g} s (PYRT_PROCESS_TIMEOUT); is it running pyrt too?") from None
+    threads.share_cores(hosts.count(host))
     places = []
     for process, n in enumerate(counts):
         places += [(len(places) + i, process, i) for i in range(n)]

@@ -3,7 +3,8 @@
 NumPy releases the GIL inside its loops, so a kernel run on disjoint parts of its operands in
 several threads uses several cores. One pool, sized to the machine (PYRT_THREADS, default
 every core), serves every device, so N devices running at once do not oversubscribe the cores.
-The calling thread takes a share itself and waits for the rest without the GIL.
+The calling thread takes a share itself and waits for the rest without the GIL. Processes of one
+job on the same machine split its cores (`share_cores`), BLAS's threads included.
 """
 
 import concurrent.futures
@@ -17,19 +18,40 @@ import numpy as np
 SPLIT_ELEMENTS = 1 << 18
 
 
+_sharing = 1  # processes of the job on this machine (share_cores)
+
+
 def threads():
     """How many threads large kernels use (PYRT_THREADS, default: every core this process may
-    run on, which in a container can be fewer than the machine has)."""
-    return _threads(os.environ.get("PYRT_THREADS", ""))
+    run on, which in a container can be fewer than the machine has, split between the
+    processes of a job on this machine)."""
+    return _threads(os.environ.get("PYRT_THREADS", ""), _sharing)
 
 
 @functools.lru_cache(maxsize=8)  # asked on every fused call: no system call each time
-def _threads(setting):
+def _threads(setting, sharing):
     if setting.isdigit():
         return max(1, int(setting))
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) or 1
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, cores // sharing)
+
+
+def share_cores(processes):
+    """This process shares the machine with `processes - 1` other processes of its job: large
+    kernels and BLAS (through threadpoolctl, when installed) use its part of the cores. BLAS
+    threads that spin waiting for work on cores another process computes on made a 2-process
+    step on 2 cores several times slower."""
+    global _sharing
+    _sharing = max(1, processes)
+    if "PYRT_THREADS" not in os.environ and "OPENBLAS_NUM_THREADS" not in os.environ:
+        try:
+            import threadpoolctl
+        except ImportError:
+            return
+        threadpoolctl.threadpool_limits(limits=threads(), user_api="blas")
 
 
 _pool = None
