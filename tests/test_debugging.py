@@ -201,24 +201,29 @@ def test_a_replaced_op_handler_runs(pyrt_device, cpu_device):
         base.op("stablehlo.cbrt", replace=True)(pyrts)
 
 
+def train_step(x, w1, w2):
+    grads = jax.grad(mlp, argnums=(1, 2))(x, w1, w2)
+    return w1 - 0.1 * grads[0], w2 - 0.1 * grads[1]
+
+
 def test_profiler_trace_holds_pyrt_device_planes_with_the_ops(pyrt_device, tmp_path):
     args = mlp_args(pyrt_device)
-    f = jax.jit(mlp)
-    f(*args).block_until_ready()
+    f = jax.jit(train_step)
+    jax.block_until_ready(f(*args))
     with jax.profiler.trace(str(tmp_path)):
         for _ in range(2):
-            f(*args).block_until_ready()
+            jax.block_until_ready(f(*args))
     (path,) = tmp_path.glob("plugins/profile/*/*.xplane.pb")
     plane = jax.profiler.ProfileData.from_file(str(path)).find_plane_with_name(
         f"/device:CUSTOM:{pyrt_device.id}")
     assert plane is not None
     lines = {line.name: list(line.events) for line in plane.lines}
-    assert [e.name for e in lines["XLA Modules"]] == ["jit_mlp"] * 2
+    assert [e.name for e in lines["XLA Modules"]] == ["jit_train_step"] * 2
     # The ops: the program's kernel calls, twice each (as op_profile counts them), each inside
     # its program's run, with the user's line.
     with jax_pyrt.op_profile() as profile:
         for _ in range(2):
-            f(*args).block_until_ready()
+            jax.block_until_ready(f(*args))
     counted = {}
     for event in lines["XLA Ops"]:
         counted[event.name] = counted.get(event.name, 0) + 1
@@ -231,5 +236,8 @@ def test_profiler_trace_holds_pyrt_device_planes_with_the_ops(pyrt_device, tmp_p
         assert any(start <= event.start_ns <= event.end_ns <= end for start, end in runs)
         stats = dict(event.stats)
         assert stats["source"].startswith("test_debugging.py:"), stats
+        assert re.fullmatch(r"(\w+\[[\d, ]*\](, )?)+", stats["shapes"]), stats
+    assert "stablehlo.dot_general" in counted and "float32[16, 32]" in {
+        dict(e.stats)["shapes"] for e in lines["XLA Ops"]}
     # No trace, nothing recorded: pyrt watches nothing outside a trace.
     assert not jax_pyrt.tracing._observers

@@ -196,8 +196,10 @@ class Trace(Observer):
                                 start_ns + self._epoch, end_ns + self._epoch, {}))
 
     def op(self, kernel, args, out, start_ns, end_ns):
+        results = list(_arrays(out))
         stats = {"source": kernel.where, "program line": kernel.line,
-                 "bytes": sum(a.nbytes for a in _arrays(out))}
+                 "shapes": ", ".join(f"{a.dtype}{list(a.shape)}" for a in results),
+                 "bytes": sum(a.nbytes for a in results)}
         with self._lock:
             self.events.append((getattr(_running, "device", 0), "XLA Ops", kernel.op,
                                 start_ns + self._epoch, end_ns + self._epoch, stats))
