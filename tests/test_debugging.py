@@ -241,3 +241,17 @@ def test_profiler_trace_holds_pyrt_device_planes_with_the_ops(pyrt_device, tmp_p
         dict(e.stats)["shapes"] for e in lines["XLA Ops"]}
     # No trace, nothing recorded: pyrt watches nothing outside a trace.
     assert not jax_pyrt.tracing._observers
+
+
+def test_pyrt_check_nans_checks_the_whole_process():
+    from conftest import run_subprocess
+
+    message = run_subprocess("""
+        import json, jax, jax.numpy as jnp
+        try:
+            jax.jit(lambda x: jnp.log(x - 2.0))(jnp.ones(3)).block_until_ready()
+            print(json.dumps("no error"))
+        except Exception as e:
+            print(json.dumps(str(e)))
+    """, JAX_PLATFORMS="pyrt", PYRT_CHECK_NANS="1")
+    assert "NaN/Inf check found NaN in the result of stablehlo.log" in message, message
