@@ -100,6 +100,7 @@ class Transport:
         self._abandoned = set()  # runs that failed here or elsewhere: their values are dropped
         self._gone = {}  # process -> why, as jax.distributed reports it
         self._silent = set()  # processes that let an exchange time out
+        self._broken = None  # why the receiving thread stopped (an MPI error), if it did
         self._healthy = True
         self._waiting = 0  # exchanges waiting for values
         self._wake = threading.Event()  # set when an exchange starts waiting
@@ -132,6 +133,9 @@ class Transport:
                 self._healthy = False
                 raise ExecutionError(f"process {peer} {self._gone[peer]} (reported by "
                                      "jax.distributed), so the collective cannot complete")
+            if self._broken is not None:
+                raise ExecutionError(f"pyrt cannot receive from other processes any more: "
+                                     f"{self._broken}")
             left = deadline - time.monotonic()
             if left <= 0:
                 self._healthy = False
@@ -193,6 +197,15 @@ class Transport:
             pause = min(pause * 2, _BUSY_PAUSE)
 
     def _receive(self):
+        try:
+            self._receive_messages()
+        except Exception as e:  # MPI failed: the exchanges waiting must not wait for nothing
+            with self._cond:
+                self._healthy = False
+                self._broken = f"{type(e).__name__}: {e}"
+                self._cond.notify_all()
+
+    def _receive_messages(self):
         MPI = self._MPI
         status = MPI.Status()
         pause = _BUSY_PAUSE

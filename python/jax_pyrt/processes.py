@@ -6,8 +6,8 @@ number of processes and jax.distributed's key-value store. Then `join` publishes
 this process has (and on which machine), reads every other process's, numbers all devices of the
 job (process 0's first, then process 1's, ...), splits the machine's cores between the job's
 processes on it (threads.share_cores), and connects the MPI communicator that collectives cross
-processes through (jax_pyrt.mpi). jaxlib trusts this topology: jax.devices() lists every device of the job,
-jax.local_devices() this process's.
+processes through (jax_pyrt.mpi). jaxlib trusts this topology: jax.devices() lists every device
+of the job, jax.local_devices() this process's.
 """
 
 import json
