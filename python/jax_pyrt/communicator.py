@@ -22,22 +22,15 @@ process's).
 """
 
 import collections
-import os
 import threading
 import time
 
-from . import processes
+from . import processes, settings
 from .errors import ExecutionError
-
-_DEFAULT_TIMEOUT = 600.0
-
 
 def timeout():
     """Seconds a device waits at a collective for the others (PYRT_COLLECTIVE_TIMEOUT)."""
-    try:
-        return float(os.environ.get("PYRT_COLLECTIVE_TIMEOUT", _DEFAULT_TIMEOUT))
-    except ValueError:
-        return _DEFAULT_TIMEOUT
+    return settings.seconds("PYRT_COLLECTIVE_TIMEOUT", 600.0)
 
 
 class _Slot:

@@ -3,7 +3,7 @@
 import os
 import warnings
 
-from . import __version__, library_path
+from . import __version__, library_path, settings
 
 PLATFORM = "pyrt"
 SUPPORTED_JAXLIB = "0.10.2"  # PJRT C API 0.112, which the C++ layer reports exactly
@@ -19,7 +19,7 @@ def client_options():
         raise ValueError(f"PYRT_DEVICE_COUNT must be an integer in [1, 1024], got {count!r}")
     return {
         "device_count": int(count),
-        "synchronous": os.environ.get("PYRT_SYNC", "0") not in ("", "0", "false", "False"),
+        "synchronous": settings.flag("PYRT_SYNC"),
         "platform_version": f"pyrt {__version__} (Python {'.'.join(map(str, __import__('sys').version_info[:3]))})",
     }
 

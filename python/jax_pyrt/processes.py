@@ -11,23 +11,16 @@ of the job, jax.local_devices() this process's.
 """
 
 import json
-import os
 import socket
 
-from . import threads
+from . import settings, threads
 from .errors import ProcessError
-
-_DEFAULT_TIMEOUT = 30.0
-
 
 def timeout():
     """Seconds this process waits for another before it takes it for dead or stuck
     (PYRT_PROCESS_TIMEOUT): at joining, and for the values of a collective once this process's
     own devices are all there."""
-    try:
-        return float(os.environ.get("PYRT_PROCESS_TIMEOUT", _DEFAULT_TIMEOUT))
-    except ValueError:
-        return _DEFAULT_TIMEOUT
+    return settings.seconds("PYRT_PROCESS_TIMEOUT", 30.0)
 
 
 class Job:

@@ -10,14 +10,13 @@ their plain source, so watching costs nothing unless it is on (one check per run
 """
 
 import contextlib
-import os
 import re
 import threading
 import time
 
 import numpy as np
 
-from . import xspace
+from . import settings, xspace
 from .errors import ExecutionError
 
 _lock = threading.Lock()
@@ -265,5 +264,5 @@ def check_nans():
         yield
 
 
-if os.environ.get("PYRT_CHECK_NANS", "0") not in ("", "0", "false", "False"):
+if settings.flag("PYRT_CHECK_NANS"):
     _observers = (NanCheck(),)
