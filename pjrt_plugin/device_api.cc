@@ -61,7 +61,7 @@ PJRT_Error* Device_GetDescription(PJRT_Device_GetDescription_Args* args) {
 PJRT_Error* Device_IsAddressable(PJRT_Device_IsAddressable_Args* args) {
   PYRT_ARGS(args, is_addressable);
   PYRT_NOT_NULL(args->device);
-  args->is_addressable = args->device->CheckAddressable().ok();
+  args->is_addressable = args->device->addressable();
   return nullptr;
 }
 

@@ -106,7 +106,7 @@ Status LoadProgram(PJRT_Client* client, std::shared_ptr<Program> program,
                              std::to_string(client->devices.size()) +
                              " devices (set PYRT_DEVICE_COUNT to have more)");
     }
-    if (!device->CheckAddressable().ok()) continue;  // another process runs this part
+    if (!device->addressable()) continue;  // another process runs this part
     exe->devices.push_back(device);
     int replica = static_cast<int>(i / program->num_partitions);
     int partition = static_cast<int>(i % program->num_partitions);
@@ -539,7 +539,7 @@ PJRT_Client::PJRT_Client(const pyrt::ClientOptions& opts,
 }
 
 pyrt::Status PJRT_Device::CheckAddressable() const {
-  if (worker != nullptr) return pyrt::Status::Ok();
+  if (addressable()) return pyrt::Status::Ok();
   return pyrt::InvalidArgument(
       "pyrt: device " + std::to_string(description.id) + " belongs to process " +
       std::to_string(description.process_index) + ", not to this one (process " +

@@ -127,7 +127,9 @@ struct PJRT_Device {
 
   // This device's memory of `kind` ("device", "pinned_host"); the default one for others.
   PJRT_Memory* MemoryOfKind(const std::string& kind) const;
-  // OK if this process holds the device; else an error naming its process.
+  // Whether this process holds the device (it has a worker then).
+  bool addressable() const { return worker != nullptr; }
+  // OK if addressable(); else an error naming the device's process.
   pyrt::Status CheckAddressable() const;
 };
 
