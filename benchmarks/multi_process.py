@@ -26,9 +26,9 @@ def all_reduce(nbytes):
         mesh = Mesh(np.array(jax.devices()), ("x",))
         f = jax.jit(jax.shard_map(lambda v: jax.lax.psum(v, "x"), mesh=mesh, in_specs=P("x"),
                                   out_specs=P("x")))
-        n = nbytes // 4 * len(jax.devices())
-        x = jax.make_array_from_callback((n,), NamedSharding(mesh, P("x")),
-                                         lambda index: np.ones(n, np.float32)[index])
+        host = np.ones(nbytes // 4 * len(jax.devices()), np.float32)
+        x = jax.make_array_from_callback(host.shape, NamedSharding(mesh, P("x")),
+                                         lambda index: host[index])
         return lambda: f(x).block_until_ready(), 20 if nbytes < 2**20 else 2
     return make
 
