@@ -36,11 +36,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_processes(out, mode, count, devices, timeout=240):
-    """Starts `count` processes on their own (jax.distributed.initialize with an address);
-    returns their (exit code, output)."""
+def start_processes(out, mode, count, devices, timeout=240, **extra):
+    """Starts `count` processes on their own (jax.distributed.initialize with an address), with
+    `extra` environment; returns their (exit code, output)."""
     port = free_port()
-    env = environment("pyrt", devices, PYRT_PROCESS_TIMEOUT="20")
+    env = environment("pyrt", devices, PYRT_PROCESS_TIMEOUT="20", **extra)
     procs = [subprocess.Popen([sys.executable, PROGRAMS, str(out), mode, str(count), str(i),
                                str(port)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(count)]
@@ -136,14 +136,10 @@ def test_a_process_that_raises_fails_the_others_at_once(tmp_path):
 def test_without_mpi_the_error_says_what_to_install(tmp_path):
     (tmp_path / "mpi4py").mkdir()
     (tmp_path / "mpi4py" / "__init__.py").write_text("raise ImportError('no MPI here')\n")
-    port = free_port()
-    env = environment("pyrt", 1, PYTHONPATH=os.pathsep.join(
-        [str(tmp_path), os.environ.get("PYTHONPATH", "")]))
-    procs = [subprocess.Popen([sys.executable, PROGRAMS, str(tmp_path / "x.npz"), "ports", "2",
-                               str(i), str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    for proc in procs:
-        output, _ = proc.communicate(timeout=120)
-        assert proc.returncode != 0, output[-3000:]
+    results = start_processes(tmp_path / "x.npz", "ports", 2, 1, timeout=120,
+                              PYTHONPATH=os.pathsep.join(
+                                  [str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    for code, output in results:
+        assert code != 0, output[-3000:]
         assert "mpi4py is not installed" in output, output[-3000:]
         assert "pip install 'jax-pyrt[mpi]'" in output, output[-3000:]
