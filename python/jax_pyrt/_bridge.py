@@ -1,7 +1,8 @@
 """The one Python module the C++ layer calls (pjrt_plugin/python_bridge.cc): join the other
-processes of a job, compile, deserialize, serialize and run, and profiler traces. Compile and deserialize return a `Compiled` record, which the
-C++ layer reads once, field by field from one table, so that metadata queries never need the
-GIL; `handle` in it is what serialize() and run() take back.
+processes of a job, compile, deserialize, serialize and run, and profiler traces. Compile and
+deserialize return a `Compiled` record, which the C++ layer reads once, field by field from one
+table, so that metadata queries never need the GIL; `handle` in it is what serialize() and run()
+take back.
 """
 
 import collections
