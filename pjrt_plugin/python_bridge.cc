@@ -454,7 +454,7 @@ struct KvCapsule {
 };
 
 PJRT_Error* NewCallbackError(PJRT_Error_Code code, const char* message, size_t size) {
-  return new PJRT_Error{Error(code, std::string(message, size))};
+  return ToPjrtError(Error(code, std::string(message, size)));
 }
 PJRT_CallbackError callback_error = &NewCallbackError;
 
