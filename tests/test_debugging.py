@@ -55,6 +55,27 @@ def test_op_profile_counts_the_programs_ops(pyrt_device):
     assert sum(r[2] for r in profile.rows()) == sum(expected.values())
 
 
+@pytest.mark.parametrize("n,written", [(64, "out="), (512, "fused ops")])
+def test_watching_a_train_step_keeps_its_values(pyrt_device, cpu_device, n, written):
+    # Watched kernels take the calls the program makes: ufuncs run in place (`out=` an operand
+    # that dies there, from 4K elements) and fused groups (from 64K elements); observers see
+    # operands as they were before the call.
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((n, 128), dtype=np.float32) / 16
+    x = rng.standard_normal((n, n), dtype=np.float32)
+
+    def step(w, x):
+        g = jax.grad(lambda w: jnp.mean(jnp.tanh(x @ w) ** 2))(w)
+        return w - 0.1 * g
+
+    expected = run_on(cpu_device, step, w, x)
+    assert written in jax_pyrt.explain(jax.jit(step), *jax.device_put((w, x), pyrt_device))
+    with jax_pyrt.op_profile() as profile, jax_pyrt.check_nans():
+        got = run_on(pyrt_device, step, w, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert any(op == "stablehlo.dot_general" for op, *_ in profile.rows())
+
+
 def straight(x):
     y = x * 2.0
     z = jnp.log(y - 2.0)  # NaN for x < 1, -inf at 1

@@ -71,13 +71,18 @@ class _Watched:
         self.kernel, self.op, self.where = kernel, op, where
         self.filename, self.line = filename, line
 
-    def __call__(self, *args):
+    def __call__(self, *args, out=None):
+        # A ufunc the program runs in place (`out=` one of its operands) runs into a new array
+        # here, copied over afterwards: observers see the operands as they were.
         observers = _observers
         start = time.perf_counter_ns()
-        out = self.kernel(*args)
+        result = self.kernel(*args)
         end = time.perf_counter_ns()
         for observer in observers:
-            observer.op(self, args, out, start, end)
+            observer.op(self, args, result, start, end)
+        if out is None:
+            return result
+        np.copyto(out, result)
         return out
 
 
