@@ -1016,12 +1016,38 @@ def compare(op_):
 
 @op("stablehlo.select")
 def select(op_):
-    """Spec: select. np.where; a scalar predicate picks a whole operand (no copy).
+    """Spec: select. A scalar predicate picks a whole operand (no copy); large selects of 1-,
+    2-, 4- or 8-byte elements pick bits through a mask (_select_bits), others use np.where.
 
     dtypes: all element types (i1 predicate)."""
     if op_.operand_types[0].rank == 0 and op_.result.rank > 0:
         return lambda pred, on_true, on_false: on_true if pred else on_false
+    dt = op_.result.dtype
+    if op_.result.size >= SELECT_BITS_ELEMENTS and dt.itemsize in (1, 2, 4, 8):
+        return _select_bits(np.dtype(f"u{dt.itemsize}"), dt)
     return np.where
+
+
+# np.where branches on each element: an unpredictable predicate (a ReLU's gradient) costs
+# about 3.5 ns an element, five branch-free passes over the bits about 0.5 ns (64K f32:
+# 0.18 ms against 0.036 ms; a predictable one: 0.039 ms against 0.036 ms).
+SELECT_BITS_ELEMENTS = 1 << 12
+
+
+def _select_bits(unsigned, dt):
+    """select as (on_true & mask) | (on_false & ~mask), the mask all ones where the predicate
+    holds: the operands' bits, exactly as np.where copies them."""
+    def kernel(pred, on_true, on_false):
+        if np.ndim(pred) == 0:  # a broadcast predicate, passed as its scalar by fusion
+            return np.where(pred, on_true, on_false)
+        mask = pred.view(np.uint8).astype(unsigned)
+        np.negative(mask, out=mask)
+        picked = np.bitwise_and(np.asarray(on_true).view(unsigned), mask)
+        np.invert(mask, out=mask)
+        np.bitwise_and(np.asarray(on_false).view(unsigned), mask, out=mask)
+        return np.bitwise_or(picked, mask, out=picked).view(dt)
+
+    return kernel
 
 
 @op("stablehlo.clamp")
