@@ -145,3 +145,23 @@ def test_int_min_max(check):
 def test_large_float32(check):
     a, b = make((64, 300), np.float32), make((300, 48), np.float32, 1)
     check(lambda a, b: a @ b, a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.bool_, ml_dtypes.bfloat16],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("batch", [(), (3,), (2, 3)], ids=["2d", "batched", "two-batch-dims"])
+def test_product_read_only_by_a_transpose(check, pyrt_device, dtype, batch):
+    # JAX's gradient of x @ w is a dot_general whose one reader swaps its last two axes: pyrt
+    # computes it transposed (the transpose then gives a C-contiguous array). A second reader
+    # of the product keeps the plain form.
+    a, b = make(batch + (6, 4), dtype), make(batch + (6, 5), dtype, 1)
+    dims = (((len(batch),), (len(batch),)), (tuple(range(len(batch))),) * 2)
+    swap = lambda x: jnp.swapaxes(x, -1, -2)
+    only = lambda a, b: swap(lax.dot_general(a, b, dims)) * 2
+    shared = lambda a, b: (swap(lax.dot_general(a, b, dims)), lax.dot_general(a, b, dims))
+    for f in (only, shared):
+        assert "stablehlo.transpose" in jax.jit(f).lower(a, b).as_text()
+        check(f, a, b, **tolerance(dtype))
+    grad = jax.grad(lambda w, x: jnp.sum(jnp.tanh(x @ w)))
+    w, x = make((64, 32), np.float32), make((16, 64), np.float32, 1)
+    check(grad, w, x, rtol=1e-5, atol=1e-5)

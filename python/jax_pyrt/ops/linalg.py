@@ -4,6 +4,7 @@ still accepts)."""
 import numpy as np
 import scipy.linalg.blas
 import scipy.linalg.lapack
+from jaxlib.mlir import ir
 from jaxlib.mlir.dialects import stablehlo
 
 from .. import dtypes
@@ -11,8 +12,12 @@ from .base import op
 from .precision import accumulator_dtype, matmul_dtype
 
 
-def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rhs_type, out_type):
-    """out = dot_general(lhs, rhs) as one batched np.matmul over (batch, free, contracting)."""
+def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rhs_type, out_type,
+                  transposed=False):
+    """out = dot_general(lhs, rhs) as one batched np.matmul over (batch, free, contracting).
+    `transposed`: out is computed as matmul(rhs^T, lhs^T) and returned as a view swapping its
+    last two axes, for a result that is transposed next (the transpose then gives a
+    C-contiguous array)."""
     lhs_free = [d for d in range(lhs_type.rank) if d not in lhs_batch and d not in lhs_contract]
     rhs_free = [d for d in range(rhs_type.rank) if d not in rhs_batch and d not in rhs_contract]
     lhs_perm = list(lhs_batch) + lhs_free + list(lhs_contract)
@@ -36,7 +41,10 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
             rhs = rhs.transpose(rhs_perm)
         lhs = lhs.reshape(lhs_shape).astype(compute, copy=False)
         rhs = rhs.reshape(rhs_shape).astype(compute, copy=False)
-        out = np.matmul(lhs, rhs)
+        if transposed:
+            out = np.swapaxes(np.matmul(np.swapaxes(rhs, 1, 2), np.swapaxes(lhs, 1, 2)), 1, 2)
+        else:
+            out = np.matmul(lhs, rhs)
         if to_bool:
             out = out != 0
         elif integral:
@@ -63,9 +71,26 @@ def dot_general(op_):
     or mixed (e.g. i8 x i8 -> i32, bf16 x bf16 -> f32)."""
     dims = stablehlo.DotDimensionNumbers(op_.attr("dot_dimension_numbers"))
     lhs, rhs = op_.operand_types
+    free = [lhs.rank - len(dims.lhs_batching_dimensions) - len(dims.lhs_contracting_dimensions),
+            rhs.rank - len(dims.rhs_batching_dimensions) - len(dims.rhs_contracting_dimensions)]
     return matmul_kernel(dims.lhs_batching_dimensions, dims.lhs_contracting_dimensions,
                          dims.rhs_batching_dimensions, dims.rhs_contracting_dimensions,
-                         lhs, rhs, op_.result)
+                         lhs, rhs, op_.result,
+                         transposed=free == [1, 1] and _transposed_next(op_.operation))
+
+
+def _transposed_next(operation):
+    """Whether the op's result is only read by a transpose swapping its last two axes (JAX's
+    gradient of x @ w: dot_general, then transpose). Computing the product transposed, as
+    XLA's layout assignment does, lets the transpose give a C-contiguous array: the
+    elementwise ops after it (an optimizer's update) then read memory in order (on the MLP
+    step's 784x512 gradient, 0.25 ms instead of 0.75 ms for p - lr * g)."""
+    uses = list(operation.results[0].uses)
+    if len(uses) != 1 or uses[0].owner.name != "stablehlo.transpose":
+        return False
+    rank = len(operation.results[0].type.shape)
+    perm = list(ir.DenseI64ArrayAttr(uses[0].owner.attributes["permutation"]))
+    return rank >= 2 and perm == list(range(rank - 2)) + [rank - 1, rank - 2]
 
 
 @op("stablehlo.dot")
