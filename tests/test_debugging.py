@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jax_pyrt
+from jax_pyrt import fusion
 from conftest import run_on
 
 
@@ -56,10 +57,12 @@ def test_op_profile_counts_the_programs_ops(pyrt_device):
 
 
 @pytest.mark.parametrize("n,written", [(64, "out="), (512, "fused ops")])
-def test_watching_a_train_step_keeps_its_values(pyrt_device, cpu_device, n, written):
+def test_watching_a_train_step_keeps_its_values(pyrt_device, cpu_device, monkeypatch, n,
+                                                written):
     # Watched kernels take the calls the program makes: ufuncs run in place (`out=` an operand
-    # that dies there, from 4K elements) and fused groups (from 64K elements); observers see
-    # operands as they were before the call.
+    # that dies there, from 4K elements) and fused groups (here from 64K elements); observers
+    # see operands as they were before the call.
+    monkeypatch.setattr(fusion, "FUSE_ELEMENTS", 1 << 16)
     rng = np.random.default_rng(0)
     w = rng.standard_normal((n, 128), dtype=np.float32) / 16
     x = rng.standard_normal((n, n), dtype=np.float32)

@@ -9,7 +9,14 @@ import pytest
 
 from jax_pyrt import _bridge, fusion
 
-N = 1 << 18  # above fusion.FUSE_ELEMENTS: 16 blocks
+N = 1 << 18  # 16 blocks; groups this large fuse in these tests (fuse_from_64k)
+
+
+@pytest.fixture(autouse=True)
+def fuse_from_64k(monkeypatch):
+    """Groups of 64K elements and more fuse, so that the tests' arrays stay small (by default
+    groups fuse from FUSE_ELEMENTS, 1M; test_default_threshold checks that one)."""
+    monkeypatch.setattr(fusion, "FUSE_ELEMENTS", 1 << 16)
 
 
 def _source_of_last_compile():
@@ -200,3 +207,14 @@ def test_groups_take_in_small_elementwise_functions(check):
     source = _source_of_last_compile()
     assert len(_group_calls(source)) == 1, source
     assert not re.search(r"= f_(relu|_where)", source), source  # no call left outside
+
+
+def test_default_threshold(pyrt_device, monkeypatch):
+    monkeypatch.undo()  # the default FUSE_ELEMENTS
+    f = lambda x: jnp.tanh(x * 2.0 + 1.0) * x
+    for n, fused in ((fusion.FUSE_ELEMENTS // 2, False), (fusion.FUSE_ELEMENTS, True)):
+        x = np.linspace(-1, 1, n, dtype=np.float32)
+        jax.clear_caches()
+        out = jax.jit(f)(jax.device_put(x, pyrt_device))
+        assert bool(_group_calls(_source_of_last_compile())) == fused
+        np.testing.assert_array_equal(np.asarray(out), np.tanh(x * 2 + 1) * x)

@@ -1,7 +1,7 @@
 """Fusion of elementwise ops: a run of them computed block by block, on all cores.
 
-One NumPy call per op makes a chain of elementwise ops read and write every intermediate
-through main memory, on one core. The compiler (compiler.py) finds *groups*: runs of
+One NumPy call per op makes a chain of elementwise ops over large arrays read and write every
+intermediate through main memory, on one core. The compiler (compiler.py) finds *groups*: runs of
 elementwise ops of one block over one large shape; small ops between them that read none of
 the group's values stay where they stand (they run before the group). A group becomes one kernel,
 `Fused`, which calls the same per-op kernels as before on blocks of BLOCK_ELEMENTS, so a
@@ -24,8 +24,12 @@ from .ops.base import Constant, InContext
 from .threads import run_shares, threads
 from .types import to_type
 
-# Groups over fewer elements run op by op as before: the blocks would not pay for themselves.
-FUSE_ELEMENTS = 1 << 16
+# Groups over fewer elements run op by op: their intermediates fit in the caches anyway, and
+# the blocks and threads would not pay for themselves. Measured on benchmarks/run.py's chain
+# (2 cores, median ms, op by op / fused): 128K elements 0.35 / 0.47, 256K 0.52 / 0.64, 512K
+# 0.87 / 1.02, 1M 1.71 / 1.54, 2M 4.22 / 2.81; the MLP step (groups of 128K-400K elements):
+# 6.1 / 7.0.
+FUSE_ELEMENTS = 1 << 20
 # Elements per block, measured on the 4M f32 chain of benchmarks/run.py (2 cores; op by op:
 # 9.2-10.7 ms): 2^14: 11.4 ms on 1 thread, 5.8 ms on 2; 2^16: 8.2 / 4.8; 2^18: 7.8 / 5.3;
 # 2^20: 8.6 / 6.6. Smaller blocks stay in cache but pay more per call and in GIL hand-offs.
