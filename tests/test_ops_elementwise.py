@@ -790,6 +790,10 @@ def test_large_select_keeps_the_picked_bits(check, dt):
         check(lambda p, x, y: bits(lax.select(p, x, y)), pred, a, b, exact=True)
         if dt.kind != "b":  # in a fused group, beside a negate (a sign flip)
             check(lambda p, x, y: bits(lax.select(p, -x, y)), pred, a, b, exact=True)
+    # A broadcast predicate (a causal mask's pattern) and a broadcast operand.
+    row = lambda p: lax.broadcast_in_dim(p[:128], (64, 128), (1,))
+    check(lambda p, x, y: bits(lax.select(row(p), x[:8192].reshape(64, 128), row(y))),
+          pred, a, b, exact=True)
 
 
 def test_select_with_scalar_predicate_returns_an_operand():

@@ -1036,9 +1036,11 @@ SELECT_BITS_ELEMENTS = 1 << 12
 
 def _select_bits(unsigned, dt):
     """select as (on_true & mask) | (on_false & ~mask), the mask all ones where the predicate
-    holds: the operands' bits, exactly as np.where copies them."""
+    holds: the operands' bits, exactly as np.where copies them. A broadcast predicate (a
+    causal mask) is a pattern np.where predicts well, without the mask's extra memory (on
+    8x4x128x128 f32: 0.36 ms against 3.5 ms)."""
     def kernel(pred, on_true, on_false):
-        if np.ndim(pred) == 0:  # a broadcast predicate, passed as its scalar by fusion
+        if np.ndim(pred) == 0 or 0 in pred.strides:
             return np.where(pred, on_true, on_false)
         mask = pred.view(np.uint8).astype(unsigned)
         np.negative(mask, out=mask)
