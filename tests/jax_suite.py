@@ -470,6 +470,11 @@ def main():
     for directory in args.previous or [run_set(args)]:
         with open(os.path.join(directory, "run.json")) as f:
             run = json.load(f)
+        missing = [p for p in PLATFORMS if not os.path.exists(os.path.join(directory, f"{p}.xml"))]
+        if missing:  # --platforms ran only some: nothing to put side by side
+            print(f"jax_suite: reports in {directory}; no {' or '.join(missing)} run to compare "
+                  "with, so no table")
+            return 0
         results = {p: read_report(os.path.join(directory, f"{p}.xml")) for p in PLATFORMS}
         sections.append((run["set"], run, summarize(results), run["durations"]))
     markdown, unexplained = render(sections, args.tag, datetime.date.today().isoformat())
