@@ -228,7 +228,7 @@ def test_io_callback_order_across_calls(pyrt_device):
     np.testing.assert_array_equal(np.asarray(outs[-1]), np.full(1000, 19.0))
 
 
-@pytest.mark.parametrize("n", [3, 200_000])  # cheap / big enough to queue on the device worker
+@pytest.mark.parametrize("n", [3, 600_000])  # cheap / big enough to queue on the device worker
 def test_callback_exception_raises_at_the_call(pyrt_device, cpu_device, n):
     """As on CPU, a program with a host callback finishes inside the call, so the callback's
     exception raises there, naming the callback; the device stays usable."""
@@ -344,7 +344,7 @@ def test_ordered_callback_exception(pyrt_device, cpu_device):
         assert seen == [1], device
 
 
-@pytest.mark.parametrize("n", [3, 200_000])  # run inline / on the device worker
+@pytest.mark.parametrize("n", [3, 600_000])  # run inline / on the device worker
 def test_callback_calling_jax_on_pyrt(pyrt_device, cpu_device, n):
     """A callback may itself run JAX work on pyrt, on the device its program runs on (no
     deadlock with the device worker, even when that worker is busy with the program)."""
