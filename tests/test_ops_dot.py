@@ -165,3 +165,20 @@ def test_product_read_only_by_a_transpose(check, pyrt_device, dtype, batch):
     grad = jax.grad(lambda w, x: jnp.sum(jnp.tanh(x @ w)))
     w, x = make((64, 32), np.float32), make((16, 64), np.float32, 1)
     check(grad, w, x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64, np.int32],
+                         ids=lambda d: np.dtype(d).name)
+def test_attention_heads_of_one_projection(check, dtype):
+    # Batched products of views: heads sliced, reshaped and transposed out of one array go to
+    # BLAS as they are (np.matmul loops over the batch dimensions); every-other-element slices
+    # (no unit stride) are copied first.
+    qkv = make((2, 16, 3 * 32), dtype)
+    heads = lambda t: t.reshape(2, 16, 4, 8).transpose(0, 2, 1, 3)
+
+    def attention(qkv):
+        q, k, v = jnp.split(qkv, 3, axis=-1)
+        s = heads(q) @ heads(k).transpose(0, 1, 3, 2)
+        return s, s @ heads(v), heads(q)[:, :, ::2, ::2] @ heads(k)[:, :, ::2, ::2].swapaxes(-1, -2)
+
+    check(attention, qkv, **tolerance(dtype))

@@ -14,7 +14,9 @@ from .precision import accumulator_dtype, matmul_dtype
 
 def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rhs_type, out_type,
                   transposed=False):
-    """out = dot_general(lhs, rhs) as one batched np.matmul over (batch, free, contracting).
+    """out = dot_general(lhs, rhs) as one np.matmul over (batch..., free, contracting). The
+    batch dimensions stay as they are (np.matmul loops over them), so that the matrices of a
+    view (attention heads sliced and transposed out of one array) go to BLAS without a copy.
     `transposed`: out is computed as matmul(rhs^T, lhs^T) and returned as a view swapping its
     last two axes, for a result that is transposed next (the transpose then gives a
     C-contiguous array)."""
@@ -25,7 +27,8 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
     size = lambda t, dims: int(np.prod([t.shape[d] for d in dims], dtype=np.int64))
     b, m, k = size(lhs_type, lhs_batch), size(lhs_type, lhs_free), size(lhs_type, lhs_contract)
     n = size(rhs_type, rhs_free)
-    lhs_shape, rhs_shape = (b, m, k), (b, k, n)
+    batch = tuple(lhs_type.shape[d] for d in lhs_batch)
+    lhs_shape, rhs_shape = batch + (m, k), batch + (k, n)
     out_dtype = out_type.dtype
     compute = matmul_dtype(lhs_type.dtype, rhs_type.dtype, out_dtype, k)
     integral = dtypes.is_integer(out_dtype) and compute.kind == "f"
@@ -39,10 +42,11 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
             lhs = lhs.transpose(lhs_perm)
         if not rhs_identity:
             rhs = rhs.transpose(rhs_perm)
-        lhs = lhs.reshape(lhs_shape).astype(compute, copy=False)
-        rhs = rhs.reshape(rhs_shape).astype(compute, copy=False)
+        lhs = _blas_ready(lhs.reshape(lhs_shape).astype(compute, copy=False))
+        rhs = _blas_ready(rhs.reshape(rhs_shape).astype(compute, copy=False))
         if transposed:
-            out = np.swapaxes(np.matmul(np.swapaxes(rhs, 1, 2), np.swapaxes(lhs, 1, 2)), 1, 2)
+            out = np.swapaxes(np.matmul(np.swapaxes(rhs, -1, -2), np.swapaxes(lhs, -1, -2)),
+                              -1, -2)
         else:
             out = np.matmul(lhs, rhs)
         if to_bool:
@@ -52,6 +56,20 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
         return out.reshape(out_shape).astype(out_dtype, copy=False)
 
     return kernel
+
+
+def _blas_ready(x):
+    """x, or a C-contiguous copy where its matrices (last two axes) are not in a layout BLAS
+    takes (one axis of unit stride, the other at least a row apart): np.matmul would run its
+    own slow loop on them."""
+    if x.ndim < 2 or x.dtype.char not in "fdFD":
+        return x
+    (rows, columns), (row_stride, column_stride) = x.shape[-2:], x.strides[-2:]
+    item = x.itemsize
+    if (column_stride == item and row_stride % item == 0 and row_stride >= columns * item) or \
+            (row_stride == item and column_stride % item == 0 and column_stride >= rows * item):
+        return x
+    return np.ascontiguousarray(x)
 
 
 def dot_flops(operation, operands, results):
