@@ -1,14 +1,14 @@
 """Fusion of elementwise ops: a run of them computed block by block, on all cores.
 
 One NumPy call per op makes a chain of elementwise ops over large arrays read and write every
-intermediate through main memory, on one core. The compiler (compiler.py) finds *groups*: runs of
-elementwise ops of one block over one large shape; small ops between them that read none of
-the group's values stay where they stand (they run before the group). A group becomes one kernel,
-`Fused`, which calls the same per-op kernels as before on blocks of BLOCK_ELEMENTS, so a
-block's intermediates stay in cache, and spreads the blocks over the shared thread pool
-(threads.py; NumPy's loops release the GIL). The per-op kernels are elementwise, so each
-element gets exactly the value it got before; only the values used after the group are ever
-whole arrays.
+intermediate through main memory, on one core. The compiler (compiler.py) finds *groups*:
+runs of elementwise ops of one block over one large shape; small ops between them that read
+none of the group's values stay where they stand (they run before the group). A group becomes
+one kernel, `Fused`, which calls the same per-op kernels as before on blocks of
+BLOCK_ELEMENTS, so a block's intermediates stay in cache, and spreads the blocks over the
+shared thread pool (threads.py; NumPy's loops release the GIL). The per-op kernels are
+elementwise, so each element gets exactly the value it got before; only the values used after
+the group are ever whole arrays.
 """
 
 import functools
