@@ -27,7 +27,7 @@ from jax.interpreters import mlir
 from jaxlib.mlir.dialects import stablehlo as hlo
 
 from conftest import tensor_type
-from jax_pyrt import dtypes, ops
+from jax_pyrt import dtypes, fusion, ops
 from jax_pyrt.types import TensorType
 
 BOOL = np.dtype(np.bool_)
@@ -772,9 +772,10 @@ def test_fast_path_is_the_bare_ufunc(name, ufunc, dt):
 
 @pytest.mark.parametrize("dt", [BOOL, np.dtype(np.int8), F16, BF16, F32, F64, C64, C128],
                          ids=ids)
-def test_large_select_keeps_the_picked_bits(check, dt):
-    """Large selects pick bits through a mask (from 4K elements) and run in fused groups (from
-    64K): NaN payloads and signed zeros come through as XLA:CPU passes them."""
+def test_large_select_keeps_the_picked_bits(check, monkeypatch, dt):
+    """Large selects pick bits through a mask (from 4K elements) and run in fused groups (here
+    from 64K): NaN payloads and signed zeros come through as XLA:CPU passes them."""
+    monkeypatch.setattr(fusion, "FUSE_ELEMENTS", 1 << 16)
     rng = np.random.default_rng(0)
     v = edge_values(dt)
     if dtypes.is_float(dt) and dt != BF16:  # XLA:CPU's bf16 select canonicalizes NaNs
