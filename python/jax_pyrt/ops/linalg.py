@@ -17,15 +17,15 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
     """out = dot_general(lhs, rhs) as one np.matmul over (batch..., free, contracting). The
     batch dimensions stay as they are (np.matmul loops over them), so that the matrices of a
     view (attention heads sliced and transposed out of one array) go to BLAS without a copy.
-    `transposed`: out is computed as matmul(rhs^T, lhs^T) and returned as a view swapping its
-    last two axes, for a result that is transposed next (the transpose then gives a
-    C-contiguous array)."""
+    `transposed`: the result is transposed next; with one free dimension on each side, out is
+    then computed as matmul(rhs^T, lhs^T) and returned as a view swapping its last two axes
+    (the transpose then gives a C-contiguous array)."""
     lhs_free = [d for d in range(lhs_type.rank) if d not in lhs_batch and d not in lhs_contract]
     rhs_free = [d for d in range(rhs_type.rank) if d not in rhs_batch and d not in rhs_contract]
     lhs_perm = list(lhs_batch) + lhs_free + list(lhs_contract)
     rhs_perm = list(rhs_batch) + list(rhs_contract) + rhs_free
     size = lambda t, dims: int(np.prod([t.shape[d] for d in dims], dtype=np.int64))
-    b, m, k = size(lhs_type, lhs_batch), size(lhs_type, lhs_free), size(lhs_type, lhs_contract)
+    m, k = size(lhs_type, lhs_free), size(lhs_type, lhs_contract)
     n = size(rhs_type, rhs_free)
     batch = tuple(lhs_type.shape[d] for d in lhs_batch)
     lhs_shape, rhs_shape = batch + (m, k), batch + (k, n)
@@ -36,6 +36,7 @@ def matmul_kernel(lhs_batch, lhs_contract, rhs_batch, rhs_contract, lhs_type, rh
     out_shape = out_type.shape
     lhs_identity = lhs_perm == list(range(lhs_type.rank))
     rhs_identity = rhs_perm == list(range(rhs_type.rank))
+    transposed = transposed and len(lhs_free) == len(rhs_free) == 1
 
     def kernel(lhs, rhs):
         if not lhs_identity:
@@ -89,12 +90,9 @@ def dot_general(op_):
     or mixed (e.g. i8 x i8 -> i32, bf16 x bf16 -> f32)."""
     dims = stablehlo.DotDimensionNumbers(op_.attr("dot_dimension_numbers"))
     lhs, rhs = op_.operand_types
-    free = [lhs.rank - len(dims.lhs_batching_dimensions) - len(dims.lhs_contracting_dimensions),
-            rhs.rank - len(dims.rhs_batching_dimensions) - len(dims.rhs_contracting_dimensions)]
     return matmul_kernel(dims.lhs_batching_dimensions, dims.lhs_contracting_dimensions,
                          dims.rhs_batching_dimensions, dims.rhs_contracting_dimensions,
-                         lhs, rhs, op_.result,
-                         transposed=free == [1, 1] and _transposed_next(op_.operation))
+                         lhs, rhs, op_.result, transposed=_transposed_next(op_.operation))
 
 
 def _transposed_next(operation):
