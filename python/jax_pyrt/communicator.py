@@ -28,6 +28,7 @@ import time
 from . import processes, settings
 from .errors import ExecutionError
 
+
 def timeout():
     """Seconds a device waits at a collective for the others (PYRT_COLLECTIVE_TIMEOUT)."""
     return settings.seconds("PYRT_COLLECTIVE_TIMEOUT", 600.0)

@@ -16,6 +16,7 @@ import socket
 from . import settings, threads
 from .errors import ProcessError
 
+
 def timeout():
     """Seconds this process waits for another before it takes it for dead or stuck
     (PYRT_PROCESS_TIMEOUT): at joining, and for the values of a collective once this process's
